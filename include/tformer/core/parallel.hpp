@@ -1,0 +1,72 @@
+// Threading: one loop primitive (parallel_for) and one place to set the thread count.
+// Work is split by item, never by thread, so results do not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "../config.hpp"
+#include "error.hpp"
+
+#if TFORMER_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace tformer {
+
+namespace detail {
+inline int& thread_setting() noexcept {
+  static int threads = 0;  // 0 = not set: use the OpenMP default / hardware concurrency
+  return threads;
+}
+}  // namespace detail
+
+/// @brief Sets the number of threads tformer uses (>= 1). Not meant to race with running work.
+inline void set_num_threads(int n) {
+  if (n < 1) throw value_error("tformer::set_num_threads: thread count must be >= 1, got " + std::to_string(n));
+  detail::thread_setting() = n;
+}
+
+/// @brief Threads tformer uses: the value given to set_num_threads, else OpenMP's default
+/// (OMP_NUM_THREADS), else 1 when built without OpenMP.
+inline int num_threads() noexcept {
+  const int n = detail::thread_setting();
+  if (n > 0) return n;
+#if TFORMER_HAS_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// @brief Calls body(i) for every i in [0, n), spread over num_threads() threads.
+/// Each item must be independent of the others. The first exception thrown by a body is
+/// rethrown on the calling thread after the loop (the remaining items may or may not run).
+template <class F>
+void parallel_for(std::int64_t n, F&& body) {
+  if (n <= 0) return;
+#if TFORMER_HAS_OPENMP
+  const int threads = static_cast<int>(std::min<std::int64_t>(num_threads(), n));
+  if (threads > 1 && !omp_in_parallel()) {
+    std::exception_ptr failure;
+    std::once_flag failed;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t i = 0; i < n; ++i) {
+      try {
+        body(i);
+      } catch (...) {
+        std::call_once(failed, [&] { failure = std::current_exception(); });
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
+#endif
+  for (std::int64_t i = 0; i < n; ++i) body(i);
+}
+
+}  // namespace tformer

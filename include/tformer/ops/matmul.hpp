@@ -1,0 +1,135 @@
+// Matrix products through Eigen, with weights in the PyTorch / Hugging Face layout.
+//
+//   linear:         y[M,N] = x[M,K] * W[N,K]^T (+ bias[N])
+//   batched_matmul: c[b] = a[b] * op(b[b]) for every b, op = identity or transpose (attention)
+//
+// Threading: the output is cut into tiles whose boundaries depend only on the shape, each tile is
+// an independent single-threaded Eigen product, and tformer::parallel_for spreads the tiles over
+// the threads. So the result is bit-identical for any thread count. Eigen's own threading is
+// switched off (Eigen::setNbThreads(1)) the first time a product runs.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include <Eigen/Core>
+
+#include "../core/eigen.hpp"
+#include "../core/error.hpp"
+#include "../core/parallel.hpp"
+#include "../core/tensor.hpp"
+
+namespace tformer::ops {
+
+namespace detail {
+
+inline void eigen_single_threaded() {
+  static const bool once = [] {
+    Eigen::setNbThreads(1);
+    return true;
+  }();
+  (void)once;
+}
+
+/// Tiling of an [M, N] output: rows are cut when M is large (each tile re-packs W, so tiles are
+/// tall), columns otherwise (GEMV and small-batch decode: each tile reads its own rows of W).
+struct tiling {
+  std::int64_t row_block, col_block, row_tiles, col_tiles;
+};
+inline tiling tile_output(std::int64_t m, std::int64_t n) noexcept {
+  constexpr std::int64_t max_tiles = 16;  // enough parallelism for 16 threads
+  tiling t{m, n, 1, 1};
+  if (m >= 256) {
+    t.row_block = std::max<std::int64_t>(128, (m + max_tiles - 1) / max_tiles);
+    t.row_block = (t.row_block + 7) / 8 * 8;
+  } else if (n >= 256) {
+    t.col_block = std::max<std::int64_t>(64, (n + max_tiles - 1) / max_tiles);
+    t.col_block = (t.col_block + 15) / 16 * 16;
+  }
+  t.row_tiles = (m + t.row_block - 1) / t.row_block;
+  t.col_tiles = (n + t.col_block - 1) / t.col_block;
+  return t;
+}
+
+inline std::string shapes(const char* a, const shape& sa, const char* b, const shape& sb) {
+  return std::string(a) + " " + sa.to_string() + ", " + b + " " + sb.to_string();
+}
+
+}  // namespace detail
+
+/// @brief y = x * W^T (+ bias): x [M, K], W [N, K] (PyTorch Linear layout), bias [N] or empty, y [M, N].
+/// Rows of x, W and y must be contiguous (unit inner stride); leading strides are free.
+inline void linear(tensor_view<const float> x, tensor_view<const float> w, tensor_view<float> y,
+                   tensor_view<const float> bias = {}) {
+  if (x.rank() != 2 || w.rank() != 2 || y.rank() != 2)
+    throw shape_error("tformer::ops::linear: expected rank-2 x, W, y; got " + detail::shapes("x", x.shape(), "W", w.shape()) +
+                      ", y " + y.shape().to_string());
+  const std::int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
+  if (w.dim(1) != k)
+    throw shape_error("tformer::ops::linear: x has " + std::to_string(k) + " features but W [out, in] expects " +
+                      std::to_string(w.dim(1)) + " (" + detail::shapes("x", x.shape(), "W", w.shape()) + ")");
+  if (y.dim(0) != m || y.dim(1) != n)
+    throw shape_error("tformer::ops::linear: y must be [" + std::to_string(m) + ", " + std::to_string(n) + "], got " +
+                      y.shape().to_string());
+  const bool has_bias = bias.data() != nullptr;
+  if (has_bias && (bias.rank() != 1 || bias.dim(0) != n))
+    throw shape_error("tformer::ops::linear: bias must be [" + std::to_string(n) + "], got " + bias.shape().to_string());
+  if (has_bias && bias.stride(0) != 1 && n > 1)
+    throw shape_error("tformer::ops::linear: bias must be contiguous");
+  if (m == 0 || n == 0) return;
+  const auto X = as_matrix(x);
+  const auto W = as_matrix(w);
+  auto Y = as_matrix(y);
+  detail::eigen_single_threaded();
+  const auto t = detail::tile_output(m, n);
+  parallel_for(t.row_tiles * t.col_tiles, [&](std::int64_t tile) {
+    const std::int64_t r0 = (tile / t.col_tiles) * t.row_block, c0 = (tile % t.col_tiles) * t.col_block;
+    const std::int64_t rows = std::min(t.row_block, m - r0), cols = std::min(t.col_block, n - c0);
+    auto out = Y.block(r0, c0, rows, cols);
+    if (k == 0) {
+      out.setZero();
+    } else {
+      out.noalias() = X.middleRows(r0, rows) * W.middleRows(c0, cols).transpose();
+    }
+    if (has_bias) {
+      const Eigen::Map<const Eigen::RowVectorXf> b(bias.data() + c0, cols);
+      out.rowwise() += b;
+    }
+  });
+}
+
+/// @brief How batched_matmul reads its right operand.
+enum class transpose : bool { no = false, yes = true };
+
+/// @brief c[i] = a[i] * b[i] (or a[i] * b[i]^T) for every i of the leading dimension.
+/// a [B, M, K]; b [B, K, N] (transpose::no) or [B, N, K] (transpose::yes); c [B, M, N].
+inline void batched_matmul(tensor_view<const float> a, tensor_view<const float> b, tensor_view<float> c,
+                           transpose tb = transpose::no) {
+  if (a.rank() != 3 || b.rank() != 3 || c.rank() != 3)
+    throw shape_error("tformer::ops::batched_matmul: expected rank-3 a, b, c; got " +
+                      detail::shapes("a", a.shape(), "b", b.shape()) + ", c " + c.shape().to_string());
+  const std::int64_t batch = a.dim(0), m = a.dim(1), k = a.dim(2);
+  const std::int64_t bk = tb == transpose::yes ? b.dim(2) : b.dim(1);
+  const std::int64_t n = tb == transpose::yes ? b.dim(1) : b.dim(2);
+  if (b.dim(0) != batch || bk != k || c.dim(0) != batch || c.dim(1) != m || c.dim(2) != n)
+    throw shape_error(std::string("tformer::ops::batched_matmul: shapes do not fit (") +
+                      (tb == transpose::yes ? "c = a b^T" : "c = a b") + "): " +
+                      detail::shapes("a", a.shape(), "b", b.shape()) + ", c " + c.shape().to_string());
+  detail::eigen_single_threaded();
+  parallel_for(batch, [&](std::int64_t i) {
+    auto C = as_matrix(c[i]);
+    if (k == 0) {
+      C.setZero();
+      return;
+    }
+    const auto A = as_matrix(a[i]);
+    const auto Bm = as_matrix(b[i]);
+    if (tb == transpose::yes)
+      C.noalias() = A * Bm.transpose();
+    else
+      C.noalias() = A * Bm;
+  });
+}
+
+}  // namespace tformer::ops

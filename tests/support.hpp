@@ -1,0 +1,51 @@
+// Test helpers shared by the test programs (never shipped in the library headers).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+namespace tformer::test {
+
+/// Lengths every kernel is tested on: below, at and around the batch sizes, and long tails.
+inline const std::vector<std::size_t> kernel_lengths = {1, 7, 15, 16, 17, 100, 1000, 4097};
+
+/// Every xsimd architecture this test program was compiled for (run each kernel on each).
+using archs = std::tuple<xsimd::sse2
+#if defined(__AVX2__) && defined(__FMA__)
+                         ,
+                         xsimd::fma3<xsimd::avx2>
+#endif
+#if defined(__AVX512BW__)
+                         ,
+                         xsimd::avx512bw
+#endif
+                         >;
+
+/// n floats uniform in [lo, hi), from a fixed seed.
+inline std::vector<float> random_floats(std::size_t n, float lo, float hi, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+/// Distance of got from the exact value ref, in units of float's spacing at ref.
+inline double ulp_error(float got, double ref) {
+  if (std::isnan(ref)) return std::isnan(got) ? 0.0 : std::numeric_limits<double>::infinity();
+  if (std::isinf(ref)) return static_cast<double>(got) == ref ? 0.0 : std::numeric_limits<double>::infinity();
+  const double a = std::fabs(ref);
+  // spacing of floats at |ref| (the subnormal spacing below FLT_MIN)
+  const double spacing =
+      a < std::numeric_limits<float>::min() ? std::ldexp(1.0, -149) : std::ldexp(1.0, std::ilogb(a) - 23);
+  return std::fabs(static_cast<double>(got) - ref) / spacing;
+}
+
+}  // namespace tformer::test
