@@ -89,6 +89,24 @@ TEST_CASE("linear gives identical bits for any thread count", "[matmul][parallel
   }
 }
 
+TEST_CASE("linear with bf16 weights equals linear with the widened float weights", "[matmul][bf16]") {
+  for (auto [M, N, K] : std::vector<std::array<std::int64_t, 3>>{{1, 300, 40}, {5, 17, 9}, {300, 40, 33}}) {
+    auto x = random_tensor(shape{M, K}, 31);
+    auto wf = random_tensor(shape{N, K}, 32);
+    auto b = random_tensor(shape{N}, 33);
+    tensor<tformer::bf16> wb(shape{N, K});
+    tformer::convert(wf.data(), wb.data(), static_cast<std::size_t>(wf.numel()));
+    tformer::convert(wb.data(), wf.data(), static_cast<std::size_t>(wf.numel()));  // wf = widened bf16 values
+    tensor<float> y1(shape{M, N}), y2(shape{M, N});
+    tformer::ops::linear(x, wb, y1, b);
+    tformer::ops::linear(x, wf, y2, b);
+    REQUIRE(std::memcmp(y1.data(), y2.data(), static_cast<std::size_t>(y1.numel()) * 4) == 0);
+  }
+  tensor<float> x(shape{2, 3}), y(shape{2, 4});
+  tensor<tformer::bf16> w(shape{4, 5});
+  CHECK_THROWS_AS(tformer::ops::linear(x, w, y), tformer::shape_error);
+}
+
 TEST_CASE("linear works on views with padded rows", "[matmul]") {
   auto big = random_tensor(shape{6, 10}, 5);
   auto w = random_tensor(shape{3, 4}, 6);

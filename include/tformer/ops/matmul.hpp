@@ -17,6 +17,7 @@
 
 #include "../core/eigen.hpp"
 #include "../core/error.hpp"
+#include "../core/half.hpp"
 #include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
 
@@ -58,44 +59,73 @@ inline std::string shapes(const char* a, const shape& sa, const char* b, const s
 
 }  // namespace detail
 
-/// @brief y = x * W^T (+ bias): x [M, K], W [N, K] (PyTorch Linear layout), bias [N] or empty, y [M, N].
-/// Rows of x, W and y must be contiguous (unit inner stride); leading strides are free.
-inline void linear(tensor_view<const float> x, tensor_view<const float> w, tensor_view<float> y,
-                   tensor_view<const float> bias = {}) {
+namespace detail {
+
+template <class W>
+void check_linear(const tensor_view<const float>& x, const tensor_view<const W>& w, const tensor_view<float>& y,
+                  const tensor_view<const float>& bias) {
   if (x.rank() != 2 || w.rank() != 2 || y.rank() != 2)
-    throw shape_error("tformer::ops::linear: expected rank-2 x, W, y; got " + detail::shapes("x", x.shape(), "W", w.shape()) +
+    throw shape_error("tformer::ops::linear: expected rank-2 x, W, y; got " + shapes("x", x.shape(), "W", w.shape()) +
                       ", y " + y.shape().to_string());
   const std::int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   if (w.dim(1) != k)
     throw shape_error("tformer::ops::linear: x has " + std::to_string(k) + " features but W [out, in] expects " +
-                      std::to_string(w.dim(1)) + " (" + detail::shapes("x", x.shape(), "W", w.shape()) + ")");
+                      std::to_string(w.dim(1)) + " (" + shapes("x", x.shape(), "W", w.shape()) + ")");
   if (y.dim(0) != m || y.dim(1) != n)
     throw shape_error("tformer::ops::linear: y must be [" + std::to_string(m) + ", " + std::to_string(n) + "], got " +
                       y.shape().to_string());
-  const bool has_bias = bias.data() != nullptr;
-  if (has_bias && (bias.rank() != 1 || bias.dim(0) != n))
-    throw shape_error("tformer::ops::linear: bias must be [" + std::to_string(n) + "], got " + bias.shape().to_string());
-  if (has_bias && bias.stride(0) != 1 && n > 1)
-    throw shape_error("tformer::ops::linear: bias must be contiguous");
+  if (bias.data() != nullptr && (bias.rank() != 1 || bias.dim(0) != n || (n > 1 && bias.stride(0) != 1)))
+    throw shape_error("tformer::ops::linear: bias must be a contiguous [" + std::to_string(n) + "], got " +
+                      bias.shape().to_string());
+  if (w.dim(1) > 1 && w.stride(1) != 1) throw shape_error("tformer::ops::linear: rows of W must be contiguous");
+}
+
+// The shared body: tiles of y, each computed by one single-threaded Eigen product of x's rows with
+// W's rows, where W's rows come from weight_rows(c0, cols) as a float matrix expression.
+template <class WeightRows>
+void linear_tiles(tensor_view<const float> x, std::int64_t n, tensor_view<float> y, tensor_view<const float> bias,
+                  WeightRows&& weight_rows) {
+  const std::int64_t m = x.dim(0), k = x.dim(1);
   if (m == 0 || n == 0) return;
   const auto X = as_matrix(x);
-  const auto W = as_matrix(w);
   auto Y = as_matrix(y);
-  detail::eigen_single_threaded();
-  const auto t = detail::tile_output(m, n);
+  eigen_single_threaded();
+  const auto t = tile_output(m, n);
   parallel_for(t.row_tiles * t.col_tiles, [&](std::int64_t tile) {
     const std::int64_t r0 = (tile / t.col_tiles) * t.row_block, c0 = (tile % t.col_tiles) * t.col_block;
     const std::int64_t rows = std::min(t.row_block, m - r0), cols = std::min(t.col_block, n - c0);
     auto out = Y.block(r0, c0, rows, cols);
-    if (k == 0) {
+    if (k == 0)
       out.setZero();
-    } else {
-      out.noalias() = X.middleRows(r0, rows) * W.middleRows(c0, cols).transpose();
-    }
-    if (has_bias) {
-      const Eigen::Map<const Eigen::RowVectorXf> b(bias.data() + c0, cols);
-      out.rowwise() += b;
-    }
+    else
+      weight_rows(c0, cols, [&](const auto& Wt) { out.noalias() = X.middleRows(r0, rows) * Wt.transpose(); });
+    if (bias.data() != nullptr) out.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data() + c0, cols);
+  });
+}
+
+}  // namespace detail
+
+/// @brief y = x * W^T (+ bias): x [M, K], W [N, K] (PyTorch Linear layout), bias [N] or empty, y [M, N].
+/// Rows of x, W and y must be contiguous (unit inner stride); leading strides are free.
+inline void linear(tensor_view<const float> x, tensor_view<const float> w, tensor_view<float> y,
+                   tensor_view<const float> bias = {}) {
+  detail::check_linear(x, w, y, bias);
+  const auto W = as_matrix(w);
+  detail::linear_tiles(x, w.dim(0), y, bias, [&](std::int64_t c0, std::int64_t cols, auto&& product) {
+    product(W.middleRows(c0, cols));
+  });
+}
+
+/// @brief y = x * W^T (+ bias) with W stored as bfloat16 [N, K]; each tile widens its rows of W
+/// to float (exact) and multiplies in float, so the result equals linear() on the widened W.
+inline void linear(tensor_view<const float> x, tensor_view<const bf16> w, tensor_view<float> y,
+                   tensor_view<const float> bias = {}) {
+  detail::check_linear(x, w, y, bias);
+  const std::int64_t k = x.dim(1);
+  detail::linear_tiles(x, w.dim(0), y, bias, [&](std::int64_t c0, std::int64_t cols, auto&& product) {
+    row_matrix<float> wt(cols, k);  // [cols, K] widened rows of W
+    for (std::int64_t r = 0; r < cols; ++r) convert(w.row(c0 + r), wt.row(r).data(), static_cast<std::size_t>(k));
+    product(wt);
   });
 }
 
