@@ -43,14 +43,22 @@ inline int num_threads() noexcept {
 #endif
 }
 
-/// @brief Calls body(i) for every i in [0, n), spread over num_threads() threads.
-/// Each item must be independent of the others. The first exception thrown by a body is
+/// @brief Work (in elements or multiply-adds) below which one more thread costs more than it
+/// saves: waking a thread takes microseconds, and far longer when the cores are busy.
+inline constexpr std::int64_t parallel_grain = std::int64_t{1} << 15;
+
+/// @brief Calls body(i) for every i in [0, n), spread over up to num_threads() threads.
+/// cost_per_item estimates one item's work (elements touched or multiply-adds); small loops run
+/// on fewer threads, tiny ones on the caller alone. Items must be independent of each other, so
+/// the result never depends on how many threads ran. The first exception thrown by a body is
 /// rethrown on the calling thread after the loop (the remaining items may or may not run).
 template <class F>
-void parallel_for(std::int64_t n, F&& body) {
+void parallel_for(std::int64_t n, F&& body, std::int64_t cost_per_item = parallel_grain) {
   if (n <= 0) return;
 #if TFORMER_HAS_OPENMP
-  const int threads = static_cast<int>(std::min<std::int64_t>(num_threads(), n));
+  const std::int64_t total = n * std::max<std::int64_t>(cost_per_item, 1);
+  const std::int64_t useful = std::max<std::int64_t>(1, total / parallel_grain);
+  const int threads = static_cast<int>(std::min<std::int64_t>({num_threads(), n, useful}));
   if (threads > 1 && !omp_in_parallel()) {
     std::exception_ptr failure;
     std::once_flag failed;
@@ -65,6 +73,8 @@ void parallel_for(std::int64_t n, F&& body) {
     if (failure) std::rethrow_exception(failure);
     return;
   }
+#else
+  (void)cost_per_item;
 #endif
   for (std::int64_t i = 0; i < n; ++i) body(i);
 }

@@ -41,10 +41,11 @@ void require_vector(const char* op, const char* name, const tensor_view<T>& v, s
     throw shape_error(std::string("tformer::ops::") + op + ": " + name + " must be contiguous");
 }
 
-/// Calls body(r) for every innermost row r of a view with `rows` rows, in parallel.
+/// Calls body(r) for every innermost row r of a view with `rows` rows of `cols` elements, in
+/// parallel when there is enough work.
 template <class F>
-void for_each_row(std::int64_t rows, F&& body) {
-  parallel_for(rows, std::forward<F>(body));
+void for_each_row(std::int64_t rows, std::int64_t cols, F&& body) {
+  parallel_for(rows, std::forward<F>(body), cols);
 }
 
 }  // namespace tformer::ops::detail
