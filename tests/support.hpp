@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -46,6 +47,17 @@ inline double ulp_error(float got, double ref) {
   const double spacing =
       a < std::numeric_limits<float>::min() ? std::ldexp(1.0, -149) : std::ldexp(1.0, std::ilogb(a) - 23);
   return std::fabs(static_cast<double>(got) - ref) / spacing;
+}
+
+/// The message of the E that f throws, or "<nothing thrown>" (portable across Catch2 2 and 3).
+template <class E, class F>
+std::string thrown_message(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "<nothing thrown>";
 }
 
 }  // namespace tformer::test

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "config.hpp"
+
+// core: tensors, views, element types, errors, threads
 #include "core/dtype.hpp"
 #include "core/eigen.hpp"
 #include "core/error.hpp"
@@ -10,4 +12,41 @@
 #include "core/parallel.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
+
+// simd: kernels on raw rows, templated on the xsimd architecture
+#include "simd/activation.hpp"
+#include "simd/elementwise.hpp"
+#include "simd/norm.hpp"
+#include "simd/reduce.hpp"
+#include "simd/softmax.hpp"
+
+// ops: free functions on tensor views
+#include "ops/attention.hpp"
+#include "ops/elementwise.hpp"
 #include "ops/matmul.hpp"
+#include "ops/norm.hpp"
+#include "ops/reduce.hpp"
+#include "ops/softmax.hpp"
+
+// nn: blocks that own weights
+#include "nn/attention.hpp"
+#include "nn/embedding.hpp"
+#include "nn/feed_forward.hpp"
+#include "nn/layers.hpp"
+#include "nn/linear.hpp"
+#include "nn/norm.hpp"
+#include "nn/parameters.hpp"
+#include "nn/positions.hpp"
+
+// models: encoders, decoders, encoder-decoders, heads
+#include "models/decoder.hpp"
+#include "models/encoder.hpp"
+#include "models/encoder_decoder.hpp"
+#include "models/heads.hpp"
+#include "models/spec.hpp"
+
+// io: files and checkpoints
+#include "io/checkpoint.hpp"
+#include "io/mapped_file.hpp"
+#include "io/name_maps.hpp"
+#include "io/safetensors.hpp"

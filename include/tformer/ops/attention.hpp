@@ -218,7 +218,7 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
       const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
       for (std::int64_t c = 0; c < Dv; ++c) dst[r * out.stride(1) + c] = O(r, c) * inv;
     }
-  });
+  }, std::min(QB, Sq) * std::max<std::int64_t>(Sk, 1) * (D + Dv) / 8);  // multiply-adds / 8
 }
 
 }  // namespace tformer::ops

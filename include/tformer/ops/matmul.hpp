@@ -100,7 +100,7 @@ void linear_tiles(tensor_view<const float> x, std::int64_t n, tensor_view<float>
     else
       weight_rows(c0, cols, [&](const auto& Wt) { out.noalias() = X.middleRows(r0, rows) * Wt.transpose(); });
     if (bias.data() != nullptr) out.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data() + c0, cols);
-  });
+  }, t.row_block * t.col_block * std::max<std::int64_t>(k, 1) / 8);  // ~8 multiply-adds cost one element op
 }
 
 }  // namespace detail
@@ -159,7 +159,7 @@ inline void batched_matmul(tensor_view<const float> a, tensor_view<const float> 
       C.noalias() = A * Bm.transpose();
     else
       C.noalias() = A * Bm;
-  });
+  }, m * n * std::max<std::int64_t>(k, 1) / 8);
 }
 
 }  // namespace tformer::ops

@@ -1,0 +1,162 @@
+// Name maps from well-known checkpoints to tformer's parameter names (see io/checkpoint.hpp;
+// patterns are literal except {i}, a layer number, and *, anything).
+//
+//   torch_*: PyTorch nn.MultiheadAttention / nn.TransformerEncoderLayer / nn.TransformerDecoderLayer /
+//            nn.Transformer state_dict names (fused in_proj split into q, k, v)
+//   hf_*:    Hugging Face transformers BERT, GPT-2, Llama and T5 checkpoints
+#pragma once
+
+#include <string>
+
+#include "checkpoint.hpp"
+
+namespace tformer::io {
+
+namespace detail {
+// q, k, v, o of a tformer attention block `to` from nn.MultiheadAttention at `from`.
+inline void add_torch_mha(name_map& m, const std::string& to, const std::string& from) {
+  const char* qkv[] = {"q", "k", "v"};
+  for (int i = 0; i < 3; ++i) {
+    m.add(to + qkv[i] + ".weight", from + "in_proj_weight", false, i, 3);
+    m.add(to + qkv[i] + ".bias", from + "in_proj_bias", false, i, 3);
+  }
+  m.add(to + "o.weight", from + "out_proj.weight").add(to + "o.bias", from + "out_proj.bias");
+}
+inline void add_norm(name_map& m, const std::string& to, const std::string& from, bool bias = true) {
+  m.add(to + "weight", from + "weight");
+  if (bias) m.add(to + "bias", from + "bias");
+}
+}  // namespace detail
+
+/// @brief nn.MultiheadAttention -> nn::multi_head_attention (visited with prefix "").
+inline name_map torch_multihead_attention() {
+  name_map m;
+  detail::add_torch_mha(m, "", "");
+  return m;
+}
+
+/// @brief nn.TransformerEncoderLayer -> nn::transformer_layer; layer_prefix for use inside a stack.
+inline name_map torch_encoder_layer(const std::string& to = "", const std::string& from = "", name_map m = {}) {
+  detail::add_torch_mha(m, to + "attn.", from + "self_attn.");
+  detail::add_norm(m, to + "attn_norm.", from + "norm1.");
+  m.add(to + "ffn.up.weight", from + "linear1.weight").add(to + "ffn.up.bias", from + "linear1.bias");
+  m.add(to + "ffn.down.weight", from + "linear2.weight").add(to + "ffn.down.bias", from + "linear2.bias");
+  detail::add_norm(m, to + "ffn_norm.", from + "norm2.");
+  return m;
+}
+
+/// @brief nn.TransformerDecoderLayer -> nn::cross_decoder_layer.
+inline name_map torch_decoder_layer(const std::string& to = "", const std::string& from = "", name_map m = {}) {
+  detail::add_torch_mha(m, to + "attn.", from + "self_attn.");
+  detail::add_norm(m, to + "attn_norm.", from + "norm1.");
+  detail::add_torch_mha(m, to + "cross.", from + "multihead_attn.");
+  detail::add_norm(m, to + "cross_norm.", from + "norm2.");
+  m.add(to + "ffn.up.weight", from + "linear1.weight").add(to + "ffn.up.bias", from + "linear1.bias");
+  m.add(to + "ffn.down.weight", from + "linear2.weight").add(to + "ffn.down.bias", from + "linear2.bias");
+  detail::add_norm(m, to + "ffn_norm.", from + "norm3.");
+  return m;
+}
+
+/// @brief nn.Transformer -> models::encoder_decoder (stacks and final norms; it has no embeddings).
+inline name_map torch_transformer() {
+  name_map m = torch_encoder_layer("encoder.layers.{i}.", "encoder.layers.{i}.");
+  m = torch_decoder_layer("decoder.layers.{i}.", "decoder.layers.{i}.", std::move(m));
+  detail::add_norm(m, "encoder.final_norm.", "encoder.norm.");
+  detail::add_norm(m, "decoder.final_norm.", "decoder.norm.");
+  return m;
+}
+
+/// @brief Hugging Face BertModel -> models::encoder (the pooler is loaded separately: hf_bert_pooler).
+inline name_map hf_bert() {
+  name_map m;
+  m.add("embed.tokens.weight", "embeddings.word_embeddings.weight")
+      .add("embed.token_type.weight", "embeddings.token_type_embeddings.weight")
+      .add("embed.positions.weight", "embeddings.position_embeddings.weight");
+  detail::add_norm(m, "embed.norm.", "embeddings.LayerNorm.");
+  const std::string L = "layers.{i}.", H = "encoder.layer.{i}.";
+  const char* names[][2] = {{"q", "query"}, {"k", "key"}, {"v", "value"}};
+  for (auto& n : names) {
+    m.add(L + "attn." + n[0] + ".weight", H + "attention.self." + n[1] + ".weight");
+    m.add(L + "attn." + n[0] + ".bias", H + "attention.self." + n[1] + ".bias");
+  }
+  m.add(L + "attn.o.weight", H + "attention.output.dense.weight").add(L + "attn.o.bias", H + "attention.output.dense.bias");
+  detail::add_norm(m, L + "attn_norm.", H + "attention.output.LayerNorm.");
+  m.add(L + "ffn.up.weight", H + "intermediate.dense.weight").add(L + "ffn.up.bias", H + "intermediate.dense.bias");
+  m.add(L + "ffn.down.weight", H + "output.dense.weight").add(L + "ffn.down.bias", H + "output.dense.bias");
+  detail::add_norm(m, L + "ffn_norm.", H + "output.LayerNorm.");
+  m.ignore("pooler.dense.weight").ignore("pooler.dense.bias").ignore("embeddings.position_ids");
+  return m;
+}
+
+/// @brief Hugging Face BertModel's pooler -> models::dense_pooler.
+inline name_map hf_bert_pooler() {
+  name_map m;
+  m.add("dense.weight", "pooler.dense.weight").add("dense.bias", "pooler.dense.bias");
+  m.ignore("embeddings.*").ignore("encoder.*");
+  return m;
+}
+
+/// @brief Hugging Face GPT2LMHeadModel -> models::decoder_lm with tied embeddings (Conv1D weights are
+/// stored [in, out] and get transposed; c_attn splits into q, k, v).
+inline name_map hf_gpt2() {
+  name_map m;
+  m.add("embed.tokens.weight", "transformer.wte.weight").add("embed.positions.weight", "transformer.wpe.weight");
+  const std::string L = "layers.{i}.", H = "transformer.h.{i}.";
+  const char* qkv[] = {"q", "k", "v"};
+  for (int i = 0; i < 3; ++i) {
+    m.add(L + "attn." + qkv[i] + ".weight", H + "attn.c_attn.weight", true, i, 3);
+    m.add(L + "attn." + qkv[i] + ".bias", H + "attn.c_attn.bias", false, i, 3);
+  }
+  m.add(L + "attn.o.weight", H + "attn.c_proj.weight", true).add(L + "attn.o.bias", H + "attn.c_proj.bias");
+  detail::add_norm(m, L + "attn_norm.", H + "ln_1.");
+  m.add(L + "ffn.up.weight", H + "mlp.c_fc.weight", true).add(L + "ffn.up.bias", H + "mlp.c_fc.bias");
+  m.add(L + "ffn.down.weight", H + "mlp.c_proj.weight", true).add(L + "ffn.down.bias", H + "mlp.c_proj.bias");
+  detail::add_norm(m, L + "ffn_norm.", H + "ln_2.");
+  detail::add_norm(m, "final_norm.", "transformer.ln_f.");
+  m.ignore("lm_head.weight").ignore("transformer.h.{i}.attn.bias").ignore("transformer.h.{i}.attn.masked_bias");
+  return m;
+}
+
+/// @brief Hugging Face LlamaForCausalLM -> models::decoder_lm (untied head).
+inline name_map hf_llama() {
+  name_map m;
+  m.add("embed.tokens.weight", "model.embed_tokens.weight");
+  const std::string L = "layers.{i}.", H = "model.layers.{i}.";
+  for (const char* p : {"q", "k", "v", "o"})
+    m.add(L + "attn." + p + ".weight", H + "self_attn." + p + "_proj.weight");
+  m.add(L + "attn_norm.weight", H + "input_layernorm.weight");
+  m.add(L + "ffn.gate.weight", H + "mlp.gate_proj.weight")
+      .add(L + "ffn.up.weight", H + "mlp.up_proj.weight")
+      .add(L + "ffn.down.weight", H + "mlp.down_proj.weight");
+  m.add(L + "ffn_norm.weight", H + "post_attention_layernorm.weight");
+  m.add("final_norm.weight", "model.norm.weight").add("lm_head.weight", "lm_head.weight");
+  m.ignore("model.rotary_emb.inv_freq");
+  return m;
+}
+
+/// @brief Hugging Face T5ForConditionalGeneration (gated-gelu, untied head) -> models::encoder_decoder.
+inline name_map hf_t5() {
+  name_map m;
+  m.add("embed.tokens.weight", "shared.weight");
+  for (const std::string side : {"encoder", "decoder"}) {
+    const std::string L = side + ".layers.{i}.", H = side + ".block.{i}.";
+    for (const char* p : {"q", "k", "v", "o"}) m.add(L + "attn." + p + ".weight", H + "layer.0.SelfAttention." + p + ".weight");
+    m.add(L + "attn_norm.weight", H + "layer.0.layer_norm.weight");
+    const std::string ff = side == "encoder" ? "layer.1." : "layer.2.";
+    if (side == "decoder") {
+      for (const char* p : {"q", "k", "v", "o"}) m.add(L + "cross." + p + ".weight", H + "layer.1.EncDecAttention." + p + ".weight");
+      m.add(L + "cross_norm.weight", H + "layer.1.layer_norm.weight");
+    }
+    m.add(L + "ffn.gate.weight", H + ff + "DenseReluDense.wi_0.weight")
+        .add(L + "ffn.up.weight", H + ff + "DenseReluDense.wi_1.weight")
+        .add(L + "ffn.down.weight", H + ff + "DenseReluDense.wo.weight");
+    m.add(L + "ffn_norm.weight", H + ff + "layer_norm.weight");
+    m.add(side + ".relative_bias.weight", side + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight");
+    m.add(side + ".final_norm.weight", side + ".final_layer_norm.weight");
+    m.ignore(side + ".embed_tokens.weight");
+  }
+  m.add("lm_head.weight", "lm_head.weight");
+  return m;
+}
+
+}  // namespace tformer::io

@@ -1,0 +1,81 @@
+// Layers against PyTorch's nn.TransformerEncoderLayer (post-norm ReLU, pre-norm GELU) and
+// nn.TransformerDecoderLayer, loaded through the nn.Transformer* name maps.
+#include <tformer/io/name_maps.hpp>
+#include <tformer/nn/layers.hpp>
+
+#include "catch.hpp"
+#include "fixture.hpp"
+
+using namespace tformer;
+
+namespace {
+nn::layer_config torch_layer_config() {
+  nn::layer_config c;
+  c.attention = {.d_model = 16, .heads = 4};
+  c.ffn = {.d_model = 16, .d_ff = 32, .bias = true};
+  c.norm_eps = 1e-5f;
+  return c;
+}
+
+template <class Layer>
+void check_encoder_layer(const char* name) {
+  test::fixture fx(name);
+  Layer layer(torch_layer_config());
+  io::load_safetensors(layer, fx.model, io::torch_encoder_layer());
+  auto x = fx.f32("x");
+  const auto lengths = fx.i32("lengths");
+  layer.forward(x, nn::sequence_info{lengths, {}}, {});
+  const double err = test::max_abs_diff(x, fx.f32("y"), lengths);
+  INFO(name << ": max abs error " << err);
+  CHECK(err <= 1e-5);  // outputs are LayerNorm-scaled, O(1); measured ~5e-7
+}
+}  // namespace
+
+TEST_CASE("post-norm ReLU encoder layer matches nn.TransformerEncoderLayer", "[layers][parity]") {
+  check_encoder_layer<nn::transformer_layer<nn::post_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::relu>>>(
+      "torch_encoder_layer_post_relu");
+}
+
+TEST_CASE("pre-norm GELU encoder layer matches nn.TransformerEncoderLayer(norm_first=True)", "[layers][parity]") {
+  check_encoder_layer<nn::transformer_layer<nn::pre_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::gelu>>>(
+      "torch_encoder_layer_pre_gelu");
+}
+
+TEST_CASE("decoder layer matches nn.TransformerDecoderLayer", "[layers][parity]") {
+  test::fixture fx("torch_decoder_layer");
+  nn::cross_decoder_layer<nn::post_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::relu>> layer(
+      torch_layer_config());
+  io::load_safetensors(layer, fx.model, io::torch_decoder_layer());
+  auto tgt = fx.f32("tgt");
+  const auto tgt_lengths = fx.i32("tgt_lengths"), src_lengths = fx.i32("src_lengths");
+  nn::kv_cache_layer memory;
+  layer.cross_attn.project_kv(fx.f32("memory"), memory);
+  ops::attention_mask causal;
+  causal.causal = true;
+  layer.forward(tgt, nn::sequence_info{tgt_lengths, {}}, causal, nullptr, memory, src_lengths);
+  const double err = test::max_abs_diff(tgt, fx.f32("y"), tgt_lengths);
+  INFO("max abs error " << err);
+  CHECK(err <= 1e-5);
+}
+
+TEST_CASE("peri-LN and residual scaling follow their formulas", "[layers]") {
+  // With an identity sublayer stand-in: peri_ln gives x + N(f(N(x))), post_ln with alpha gives N(alpha x + f(x)).
+  tensor<float> x(shape{1, 2, 4});
+  for (std::int64_t i = 0; i < 8; ++i) x.data()[i] = static_cast<float>(i % 5) - 1.5f;
+  auto copy = x;
+  nn::residual<nn::peri_ln, nn::rms_norm> peri(4, 1e-6f);
+  peri.run(x, [](tensor_view<const float> in, tensor_view<float> out) { ops::scale(in, 2.0f, out); });
+  tensor<float> n1(shape{1, 2, 4}), n2(shape{1, 2, 4});
+  ops::rms_norm(copy, peri.norm_in.weight, 1e-6f, n1);
+  ops::scale(n1, 2.0f, n1);
+  ops::rms_norm(n1, peri.norm_out.weight, 1e-6f, n2);
+  for (std::int64_t i = 0; i < 8; ++i) CHECK(std::fabs(x.data()[i] - (copy.data()[i] + n2.data()[i])) <= 1e-6f);
+
+  auto y = copy;
+  nn::residual<nn::post_ln, nn::layer_norm> deep(4, 1e-5f, 2.5f);
+  deep.run(y, [](tensor_view<const float> in, tensor_view<float> out) { ops::scale(in, -1.0f, out); });
+  tensor<float> expect(shape{1, 2, 4});
+  ops::scale(copy, 1.5f, expect);  // 2.5 x - x
+  ops::layer_norm(expect, deep.norm_in.weight, deep.norm_in.bias, 1e-5f, expect);
+  for (std::int64_t i = 0; i < 8; ++i) CHECK(std::fabs(y.data()[i] - expect.data()[i]) <= 1e-6f);
+}
