@@ -85,3 +85,27 @@ TEST_CASE("attention configurations that cannot work are rejected by name", "[at
   tensor<float> x3(shape{2, 3, 16});
   CHECK_THROWS_AS(mha.forward(x3, y, {}, {}, &cache), value_error);  // 3 tokens into a cache of 2
 }
+
+TEST_CASE("QK-norm normalizes each query and key head before the scores", "[attention][qk_norm]") {
+  const nn::attention_config c{.d_model = 16, .heads = 4, .kv_heads = 2, .qk_norm_eps = 1e-6f};
+  nn::multi_head_attention<nn::no_rope, nn::f32_weights, nn::rms_norm> with_norm(c);
+  nn::init_random(with_norm, 12);
+  for (std::int64_t i = 0; i < 4; ++i) with_norm.k_norm.weight(i) = 0.5f + 0.25f * static_cast<float>(i);
+  nn::multi_head_attention<> plain(c);
+  nn::init_random(plain, 12);  // the same projections, no norm
+  tensor<float> x(shape{1, 5, 16});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = std::cos(0.37 * static_cast<double>(i));
+  tensor<float> y(shape{1, 5, 16});
+  with_norm.forward(x, y, {});
+
+  // by hand: project, RMS-normalize q and k per head, attend, project out
+  tensor<float> q(shape{1, 5, 4, 4}), k(shape{1, 5, 2, 4}), v(shape{1, 5, 2, 4}), a(shape{1, 5, 4, 4}), want(shape{1, 5, 16});
+  plain.q.forward(x, q.view().reshape(shape{1, 5, 16}));
+  plain.k.forward(x, k.view().reshape(shape{1, 5, 8}));
+  plain.v.forward(x, v.view().reshape(shape{1, 5, 8}));
+  ops::rms_norm(q, with_norm.q_norm.weight, 1e-6f, q);
+  ops::rms_norm(k, with_norm.k_norm.weight, 1e-6f, k);
+  ops::attention(q, k, v, a);
+  plain.o.forward(a.view().reshape(shape{1, 5, 16}), want);
+  for (std::int64_t i = 0; i < y.numel(); ++i) REQUIRE(std::fabs(y.data()[i] - want.data()[i]) <= 1e-6f);
+}

@@ -2,6 +2,7 @@
 // nn.TransformerDecoderLayer, loaded through the nn.Transformer* name maps.
 #include <tformer/io/name_maps.hpp>
 #include <tformer/nn/layers.hpp>
+#include <tformer/nn/parameters.hpp>
 
 #include "catch.hpp"
 #include "fixture.hpp"
@@ -78,4 +79,21 @@ TEST_CASE("peri-LN and residual scaling follow their formulas", "[layers]") {
   ops::scale(copy, 1.5f, expect);  // 2.5 x - x
   ops::layer_norm(expect, deep.norm_in.weight, deep.norm_in.bias, 1e-5f, expect);
   for (std::int64_t i = 0; i < 8; ++i) CHECK(std::fabs(y.data()[i] - expect.data()[i]) <= 1e-6f);
+}
+
+TEST_CASE("parallel layer computes x + Attn(N(x)) + FFN(N(x)) with one norm", "[layers]") {
+  nn::layer_config c = torch_layer_config();
+  nn::parallel_layer<nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::gelu>> layer(c);
+  nn::init_random(layer, 4);
+  tensor<float> x(shape{2, 3, 16});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = std::sin(0.3 * static_cast<double>(i));
+  auto want = x;
+  tensor<float> n(shape{2, 3, 16}), a(shape{2, 3, 16}), f(shape{2, 3, 16});
+  layer.norm.forward(x, n);
+  layer.self_attn.forward(n, a, {});
+  layer.ffn.forward(n, f);
+  ops::add(want, a, want);
+  ops::add(want, f, want);
+  layer.forward(x, {}, {});
+  for (std::int64_t i = 0; i < x.numel(); ++i) REQUIRE(std::fabs(x.data()[i] - want.data()[i]) <= 1e-6f);
 }

@@ -180,13 +180,13 @@ class parallel_layer {
   using attention_type = Attention;
   parallel_layer() = default;
   explicit parallel_layer(const layer_config& c)
-      : self_attn(detail::make_attention<Attention>(c)), ffn(c.ffn), norm_(c.attention.d_model, c.norm_eps) {}
+      : self_attn(detail::make_attention<Attention>(c)), ffn(c.ffn), norm(c.attention.d_model, c.norm_eps) {}
 
   template <ops::attention_bias Bias = ops::no_bias>
   void forward(tensor_view<float> x, const sequence_info& seq, const ops::attention_mask& mask,
                kv_cache_layer* cache = nullptr, const Bias& bias = {}) const {
     tensor<float> normed(x.shape()), a(x.shape()), f(x.shape());  // each [B, S, d]
-    norm_.forward(x, normed);
+    norm.forward(x, normed);
     self_attn.forward(normed, a, seq, mask, cache, bias);
     ffn.forward(normed, f);
     ops::residual_add(x, a);
@@ -197,12 +197,12 @@ class parallel_layer {
   void visit(V&& v, const std::string& prefix) {
     self_attn.visit(v, prefix + "attn.");
     ffn.visit(v, prefix + "ffn.");
-    norm_.visit(v, prefix + "norm.");
+    norm.visit(v, prefix + "norm.");
   }
 
   Attention self_attn;
   FFN ffn;
-  Norm norm_;
+  Norm norm;  // shared by attention and feed-forward
 };
 
 }  // namespace tformer::nn

@@ -256,6 +256,16 @@ struct tanh {
   float operator()(float x) const noexcept { return detail::on_scalar(*this, x); }
 };
 
+/// @brief The identity: a gated MLP with it is the bilinear GLU variant.
+struct identity {
+  static constexpr const char* name = "identity";
+  template <class A>
+  fbatch<A> operator()(const fbatch<A>& x) const noexcept {
+    return x;
+  }
+  float operator()(float x) const noexcept { return x; }
+};
+
 /// @brief Exact GELU, x * Phi(x) = 0.5 x erfc(-x / sqrt 2) (PyTorch's default, BERT).
 struct gelu {
   static constexpr const char* name = "gelu";
