@@ -1,6 +1,7 @@
 // Test helpers shared by the test programs (never shipped in the library headers).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,8 @@
 #include <tuple>
 #include <vector>
 
+#include <tformer/core/parallel.hpp>
+#include <tformer/core/tensor.hpp>
 #include <xsimd/xsimd.hpp>
 
 namespace tformer::test {
@@ -37,6 +40,25 @@ inline std::vector<float> random_floats(std::size_t n, float lo, float hi, std::
   for (auto& x : v) x = dist(gen);
   return v;
 }
+
+/// A tensor of the given shape filled by random_floats (uniform in [lo, hi)).
+inline tensor<float> random_tensor(const shape& s, float lo, float hi, std::uint32_t seed) {
+  tensor<float> t(s);
+  const auto v = random_floats(static_cast<std::size_t>(s.numel()), lo, hi, seed);
+  std::copy(v.begin(), v.end(), t.data());
+  return t;
+}
+/// A tensor of the given shape, uniform in [-1, 1).
+inline tensor<float> random_tensor(const shape& s, std::uint32_t seed) { return random_tensor(s, -1.0f, 1.0f, seed); }
+
+/// Restores tformer's thread count when a test that changed it ends.
+struct thread_guard {
+  int saved = num_threads();
+  thread_guard() = default;
+  thread_guard(const thread_guard&) = delete;
+  thread_guard& operator=(const thread_guard&) = delete;
+  ~thread_guard() { set_num_threads(saved); }
+};
 
 /// Distance of got from the exact value ref, in units of float's spacing at ref.
 inline double ulp_error(float got, double ref) {

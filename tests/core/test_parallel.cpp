@@ -5,14 +5,9 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support.hpp"
 
-namespace {
-// Restores the thread setting a test changed.
-struct thread_guard {
-  int saved = tformer::num_threads();
-  ~thread_guard() { tformer::set_num_threads(saved); }
-};
-}  // namespace
+using tformer::test::thread_guard;
 
 TEST_CASE("parallel_for visits every item exactly once for any thread count", "[parallel]") {
   thread_guard guard;

@@ -10,16 +10,9 @@
 #include "catch.hpp"
 #include "support.hpp"
 
-using namespace tformer;
+using tformer::test::random_tensor;
 
-namespace {
-tensor<float> random_tensor(const shape& s, std::uint32_t seed) {
-  tensor<float> t(s);
-  const auto v = test::random_floats(static_cast<std::size_t>(s.numel()), -1.0f, 1.0f, seed);
-  std::memcpy(t.data(), v.data(), v.size() * sizeof(float));
-  return t;
-}
-}  // namespace
+using namespace tformer;
 
 TEST_CASE("rotary rotates feature pairs by position times base^(-2i/dim)", "[positions][rotary]") {
   const std::int64_t B = 2, S = 5, H = 3, D = 8;

@@ -13,18 +13,14 @@
 #include "catch.hpp"
 #include "support.hpp"
 
+using tformer::test::random_tensor;
+
 using tformer::shape;
 using tformer::tensor;
 using tformer::ops::attention_mask;
 
 namespace {
 
-tensor<float> random_tensor(const shape& s, std::uint32_t seed) {
-  tensor<float> t(s);
-  const auto v = tformer::test::random_floats(static_cast<std::size_t>(s.numel()), -1.0f, 1.0f, seed);
-  std::memcpy(t.data(), v.data(), v.size() * sizeof(float));
-  return t;
-}
 
 using bias_fn = std::function<double(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k)>;
 
@@ -182,7 +178,7 @@ TEST_CASE("attention reads a strided KV cache and applies a bias hook", "[attent
 }
 
 TEST_CASE("attention gives identical bits for any thread count", "[attention][parallel]") {
-  const int saved = tformer::num_threads();
+  tformer::test::thread_guard guard;
   auto q = random_tensor(shape{2, 100, 4, 32}, 5), k = random_tensor(shape{2, 100, 2, 32}, 6), v = random_tensor(shape{2, 100, 2, 32}, 7);
   attention_mask m;
   m.causal = true;
@@ -191,7 +187,6 @@ TEST_CASE("attention gives identical bits for any thread count", "[attention][pa
   tformer::ops::attention(q, k, v, o1, m);
   tformer::set_num_threads(2);
   tformer::ops::attention(q, k, v, o2, m);
-  tformer::set_num_threads(saved);
   REQUIRE(std::memcmp(o1.data(), o2.data(), static_cast<std::size_t>(o1.numel()) * 4) == 0);
 }
 

@@ -12,6 +12,8 @@
 #include "catch.hpp"
 #include "support.hpp"
 
+using tformer::test::random_tensor;
+
 namespace act = tformer::simd::act;
 using tformer::shape;
 using tformer::shape_error;
@@ -20,26 +22,9 @@ using tformer::tensor_view;
 
 namespace {
 
-tensor<float> random_tensor(const shape& s, float lo, float hi, std::uint32_t seed) {
-  tensor<float> t(s);
-  const auto v = tformer::test::random_floats(static_cast<std::size_t>(s.numel()), lo, hi, seed);
-  std::memcpy(t.data(), v.data(), v.size() * sizeof(float));
-  return t;
-}
 
 bool bitwise_equal(const tensor<float>& a, const tensor<float>& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * 4) == 0;
-}
-
-// The message of the shape_error that f throws ("" if it throws none).
-template <class F>
-std::string shape_error_message(F&& f) {
-  try {
-    f();
-  } catch (const shape_error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
@@ -111,20 +96,20 @@ TEST_CASE("elementwise ops reject mismatched shapes with a shape_error naming th
   tensor<float> a(shape{2, 3}), b(shape{2, 4}), out(shape{2, 3}), wrong_out(shape{3, 2});
   tensor<float> v3(shape{3}), v4(shape{4}), m(shape{2, 3});
 
-  const auto msg = shape_error_message([&] { tformer::ops::add(a, b, out); });
+  const auto msg = tformer::test::thrown_message<shape_error>([&] { tformer::ops::add(a, b, out); });
   CHECK(contains(msg, "add"));
   CHECK(contains(msg, "[2, 3]"));
   CHECK(contains(msg, "[2, 4]"));
   CHECK_THROWS_AS(tformer::ops::mul(a, a, wrong_out), shape_error);
   CHECK_THROWS_AS(tformer::ops::scale(a, 2.0f, wrong_out), shape_error);
   CHECK_THROWS_AS(tformer::ops::activate<act::relu>(a, wrong_out), shape_error);
-  CHECK(contains(shape_error_message([&] { tformer::ops::activate<act::silu>(a, wrong_out); }), "silu"));
+  CHECK(contains(tformer::test::thrown_message<shape_error>([&] { tformer::ops::activate<act::silu>(a, wrong_out); }), "silu"));
 
   // residual_add: x must match the residual, bias must be [n]
   CHECK_THROWS_AS(tformer::ops::residual_add(a, b), shape_error);
   CHECK_THROWS_AS(tformer::ops::residual_add(a, out, v4), shape_error);
   CHECK_THROWS_AS(tformer::ops::residual_add(a, out, m), shape_error);
-  const auto bias_msg = shape_error_message([&] { tformer::ops::residual_add(a, out, v4); });
+  const auto bias_msg = tformer::test::thrown_message<shape_error>([&] { tformer::ops::residual_add(a, out, v4); });
   CHECK(contains(bias_msg, "bias"));
   CHECK(contains(bias_msg, "[3]"));
   CHECK_NOTHROW(tformer::ops::residual_add(a, out, v3));
@@ -132,7 +117,7 @@ TEST_CASE("elementwise ops reject mismatched shapes with a shape_error naming th
   // dot: two vectors of one length
   CHECK_THROWS_AS(tformer::ops::dot(v3, v4), shape_error);
   CHECK_THROWS_AS(tformer::ops::dot(m, m), shape_error);
-  CHECK(contains(shape_error_message([&] { tformer::ops::dot(m, v3); }), "dot"));
+  CHECK(contains(tformer::test::thrown_message<shape_error>([&] { tformer::ops::dot(m, v3); }), "dot"));
 
   // a non-contiguous innermost dimension is refused
   tensor<float> big(shape{2, 6});

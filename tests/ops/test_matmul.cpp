@@ -12,17 +12,15 @@
 #include "catch.hpp"
 #include "support.hpp"
 
+using tformer::test::thread_guard;
+
+using tformer::test::random_tensor;
+
 using tformer::shape;
 using tformer::tensor;
 
 namespace {
 
-tensor<float> random_tensor(const shape& s, std::uint32_t seed) {
-  tensor<float> t(s);
-  const auto v = tformer::test::random_floats(static_cast<std::size_t>(s.numel()), -1.0f, 1.0f, seed);
-  std::memcpy(t.data(), v.data(), v.size() * sizeof(float));
-  return t;
-}
 
 // y[m,n] = sum_k x[m,k] w[n,k] + b[n] in double; also the sum of magnitudes for the bound.
 void reference_linear(const tensor<float>& x, const tensor<float>& w, const float* b, std::vector<double>& y,
@@ -41,11 +39,6 @@ void reference_linear(const tensor<float>& x, const tensor<float>& w, const floa
       mag[static_cast<std::size_t>(m * N + n)] = a;
     }
 }
-
-struct thread_guard {
-  int saved = tformer::num_threads();
-  ~thread_guard() { tformer::set_num_threads(saved); }
-};
 
 }  // namespace
 

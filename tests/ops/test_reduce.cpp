@@ -12,22 +12,13 @@
 #include "catch.hpp"
 #include "support.hpp"
 
+using tformer::test::random_tensor;
+
 using tformer::shape;
 using tformer::shape_error;
 using tformer::tensor;
 using tformer::tensor_view;
 using tformer::value_error;
-
-namespace {
-
-tensor<float> random_tensor(const shape& s, float lo, float hi, std::uint32_t seed) {
-  tensor<float> t(s);
-  const auto v = tformer::test::random_floats(static_cast<std::size_t>(s.numel()), lo, hi, seed);
-  std::copy(v.begin(), v.end(), t.data());
-  return t;
-}
-
-}  // namespace
 
 TEST_CASE("argmax writes one index per row, in the leading shape", "[ops][reduce]") {
   const auto x = random_tensor(shape{2, 3, 50}, -5.0f, 5.0f, 1);

@@ -15,6 +15,8 @@
 #include "catch.hpp"
 #include "support.hpp"
 
+using tformer::test::random_tensor;
+
 using tformer::shape;
 using tformer::shape_error;
 using tformer::tensor;
@@ -22,12 +24,6 @@ using tformer::tensor_view;
 
 namespace {
 
-tensor<float> random_tensor(const shape& s, float lo, float hi, std::uint32_t seed) {
-  tensor<float> t(s);
-  const auto v = tformer::test::random_floats(static_cast<std::size_t>(s.numel()), lo, hi, seed);
-  std::copy(v.begin(), v.end(), t.data());
-  return t;
-}
 
 // Every row of out equals kernel(row of x), bit for bit.
 template <class Kernel>
