@@ -65,6 +65,24 @@ TEST_CASE("linear computes x W^T + b for tiled and untiled shapes", "[matmul]") 
   }
 }
 
+TEST_CASE("linear over every kernel length as K and as N", "[matmul]") {
+  std::uint32_t seed = 100;
+  for (const std::size_t len : tformer::test::kernel_lengths) {
+    const auto L = static_cast<std::int64_t>(len);
+    for (auto [M, N, K] : std::vector<std::array<std::int64_t, 3>>{{2, 3, L}, {2, L, 5}}) {
+      auto x = random_tensor(shape{M, K}, seed++);
+      auto w = random_tensor(shape{N, K}, seed++);
+      auto b = random_tensor(shape{N}, seed++);
+      tensor<float> y(shape{M, N});
+      tformer::ops::linear(x, w, y, b);
+      std::vector<double> ref, mag;
+      reference_linear(x, w, b.data(), ref, mag);
+      INFO("M=" << M << " N=" << N << " K=" << K);
+      for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(y.data()[i] - ref[i]) <= 1e-5 * mag[i] + 1e-30);
+    }
+  }
+}
+
 TEST_CASE("linear gives identical bits for any thread count", "[matmul][parallel]") {
   thread_guard guard;
   for (auto [M, N, K] : std::vector<std::array<std::int64_t, 3>>{{1, 3072, 768}, {600, 520, 300}, {64, 96, 1024}}) {

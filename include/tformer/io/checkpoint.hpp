@@ -7,6 +7,7 @@
 // Loading reports every missing, extra and mis-shaped tensor by name in one io_error.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -155,7 +156,7 @@ std::int64_t load_safetensors(M& m, const safetensors_file& f, const name_map& m
           return;
         }
         if constexpr (std::is_same_v<T, float>)
-          std::memcpy(param.data(), t.data(), static_cast<std::size_t>(t.numel()) * sizeof(float));
+          std::copy_n(t.data(), t.numel(), param.data());
         else
           convert(t.data(), param.data(), static_cast<std::size_t>(t.numel()));
         ++loaded;

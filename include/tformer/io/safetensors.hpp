@@ -107,7 +107,7 @@ class safetensors_file {
     const auto src = bytes(e);
     const auto n = static_cast<std::size_t>(dst.numel());
     if (e.dtype == dtype_of<T>) {
-      std::memcpy(static_cast<void*>(dst.data()), src.data(), src.size());
+      if (!src.empty()) std::memcpy(static_cast<void*>(dst.data()), src.data(), src.size());
       return;
     }
     if constexpr (std::is_same_v<T, float>) {
