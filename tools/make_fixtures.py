@@ -167,7 +167,71 @@ def hf_fixtures():
     print("transformers", transformers.__version__)
 
 
+def hf_generate_fixtures():
+    """Greedy and beam-search (4 beams, length penalty 1.0 and 0.6) token sequences from Hugging Face
+    generate() for the tiny GPT-2 and T5 models above, one input at a time (the C++ tests decode them
+    as one batch). The end token is the token greedy decoding emits most often, so that hypotheses end
+    at different lengths and the length penalty matters."""
+    from collections import Counter
+    from safetensors.torch import load_file
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    def load(name, cls, cfg_cls):
+        from safetensors import safe_open
+        with safe_open(os.path.join(OUT, f"{name}.case.safetensors"), "pt") as f:
+            cfg = json.loads(f.metadata()["config"])
+        model = cls(cfg_cls.from_dict(cfg)).eval()
+        model.load_state_dict(load_file(os.path.join(OUT, f"{name}.model.safetensors")), strict=False)
+        return model
+
+    def pad(rows):
+        width = max(len(r) for r in rows)
+        return torch.tensor([r + [-1] * (width - len(r)) for r in rows], dtype=torch.int32)
+
+    runs = [("hf_gpt2", GPT2LMHeadModel, GPT2Config,
+             [[5, 17, 33, 8, 41], [60, 2, 9], [11, 12, 13, 14, 15, 16, 90]]),
+            ("hf_t5", T5ForConditionalGeneration, T5Config,
+             [[5, 17, 33, 8, 41, 77, 1], [60, 2, 9], [11, 12, 13, 14, 15, 16, 90, 3, 4]])]
+    for name, cls, cfg_cls, inputs in runs:
+        model = load(name, cls, cfg_cls)
+        is_t5 = name == "hf_t5"
+        max_new = 8
+
+        def gen(ids, **kw):
+            x = torch.tensor([ids])
+            out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_new,
+                                 do_sample=False, return_dict_in_generate=True, output_scores=True, **kw)
+            seqs = out.sequences[:, (1 if is_t5 else len(ids)):]  # drop the decoder start / the prompt
+            return seqs, getattr(out, "sequences_scores", None)
+
+        greedy = [gen(i, num_beams=1, eos_token_id=None, pad_token_id=0)[0][0].tolist() for i in inputs]
+        eos = Counter(t for g in greedy for t in g).most_common(1)[0][0]
+        tensors = {"eos_id": torch.tensor([eos], dtype=torch.int32)}
+
+        def strip(seq):  # HF pads finished sequences with the pad id (= eos here) after the end token
+            seq = seq.tolist()
+            return seq[:seq.index(eos) + 1] if eos in seq else seq
+        g = [strip(gen(i, num_beams=1, eos_token_id=eos, pad_token_id=eos)[0][0]) for i in inputs]
+        tensors["greedy"] = pad(g)
+        for lp, tag in ((1.0, "beam4_lp10"), (0.6, "beam4_lp06")):
+            best, scores = [], []
+            for i in inputs:
+                seqs, sc = gen(i, num_beams=4, length_penalty=lp, early_stopping=False, eos_token_id=eos,
+                               pad_token_id=eos, num_return_sequences=4)
+                best.append([strip(s) for s in seqs])
+                scores.append(sc.tolist())
+            tensors[tag] = pad([b[0] for b in best])
+            tensors[tag + "_all"] = pad([s for b in best for s in b])
+            tensors[tag + "_scores"] = torch.tensor(scores, dtype=torch.float32)
+        tensors["inputs"] = pad(inputs)
+        meta = {"max_new_tokens": str(max_new), "decoder_start_token_id": "0"}
+        save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, f"{name}_generate.case.safetensors"),
+                  metadata=meta)
+        print(f"{name}_generate: eos {eos}, greedy {g}")
+
+
 if __name__ == "__main__":
     torch_nn_fixtures()
     hf_fixtures()
+    hf_generate_fixtures()
     sys.exit(0)

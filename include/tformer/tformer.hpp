@@ -45,6 +45,13 @@
 #include "models/heads.hpp"
 #include "models/spec.hpp"
 
+// generate: decoding strategies and logits processors
+#include "generate/processors.hpp"
+#include "generate/search.hpp"
+
+// text: tokenizers used by the examples
+#include "text/char_vocab.hpp"
+
 // io: files and checkpoints
 #include "io/checkpoint.hpp"
 #include "io/mapped_file.hpp"

@@ -26,6 +26,16 @@ struct encoded {
   tensor<std::int32_t> lengths;          // [B] source lengths
   std::vector<nn::kv_cache_layer> cross;  // per decoder layer: K/V [B, S, kv_heads, head_dim]
   std::int64_t batch() const { return hidden.rank() == 3 ? hidden.dim(0) : 0; }
+
+  /// @brief Keeps sources rows[i] as source i (e.g. drops the sources whose decoding ended).
+  void select(std::span<const std::int64_t> rows) {
+    hidden = detail::gather_rows(hidden, rows);
+    lengths = detail::gather_rows(lengths, rows);
+    for (auto& c : cross) {
+      c.k = detail::gather_rows(c.k, rows);
+      c.v = detail::gather_rows(c.v, rows);
+    }
+  }
 };
 
 /// @brief Encoder-decoder transformer defined by a spec with encoder_layer and decoder_layer.
@@ -79,7 +89,9 @@ class encoder_decoder {
     return c;
   }
 
-  /// @brief Logits [B, T, vocab] of target ids [B, T] given the encoded sources.
+  /// @brief Logits [B, T, vocab] of target ids [B, T] given the encoded sources. B may be a
+  /// multiple g of the encoded batch: rows b*g .. b*g + g - 1 then all decode source b (beams share
+  /// the source's cross-attention keys and values without copies).
   tensor<float> decode(tensor_view<const std::int32_t> ids, const encoded& source,
                        tensor_view<const std::int32_t> lengths = {}, kv_cache* cache = nullptr) const {
     detail::check_ids("encoder_decoder", ids);
@@ -103,9 +115,9 @@ class encoder_decoder {
                      kv_cache* cache = nullptr) const {
     const std::int64_t B = y.dim(0), T = y.dim(1);
     detail::check_lengths("encoder_decoder", lengths, B, T);
-    if (source.batch() != B)
+    if (source.batch() < 1 || B % source.batch() != 0)
       throw shape_error("tformer::models::encoder_decoder: the target batch " + std::to_string(B) +
-                        " differs from the encoded batch " + std::to_string(source.batch()));
+                        " is not a multiple of the encoded batch " + std::to_string(source.batch()));
     if (cache && cache->batch() != B)
       throw shape_error("tformer::models::encoder_decoder: the KV cache is for batch " + std::to_string(cache->batch()));
     tensor_view<const std::int32_t> start = cache ? tensor_view<const std::int32_t>(cache->lengths) : tensor_view<const std::int32_t>();

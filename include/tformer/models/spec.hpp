@@ -11,10 +11,13 @@
 // An encoder-decoder spec names encoder_layer and decoder_layer instead of layer.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -107,12 +110,50 @@ concept self_attention_layer = std::constructible_from<L, const nn::layer_config
       l.self_attn.make_cache(1, 1);
     };
 
+namespace detail {
+// out[i] = in[rows[i]] along the leading dimension; only the first `used` positions of dimension 1
+// are copied when the tensor is a cache [B, capacity, ...] (used < 0: everything).
+template <element T>
+tensor<T> gather_rows(const tensor<T>& in, std::span<const std::int64_t> rows, std::int64_t used = -1) {
+  shape s = in.shape();
+  std::int64_t b = static_cast<std::int64_t>(rows.size());
+  tensor<T> out;
+  switch (s.rank()) {
+    case 1: out = tensor<T>(shape{b}); break;
+    case 2: out = tensor<T>(shape{b, s[1]}); break;
+    case 3: out = tensor<T>(shape{b, s[1], s[2]}); break;
+    default: out = tensor<T>(shape{b, s[1], s[2], s[3]}); break;
+  }
+  const std::int64_t row = b > 0 ? out.numel() / b : 0;
+  const std::int64_t per_pos = s.rank() >= 2 && s[1] > 0 ? row / s[1] : row;
+  const std::int64_t copy = used >= 0 && s.rank() >= 2 ? std::min(used, s[1]) * per_pos : row;
+  for (std::int64_t i = 0; i < b; ++i) {
+    const std::int64_t r = rows[static_cast<std::size_t>(i)];
+    if (r < 0 || r >= s[0])
+      throw value_error("tformer::models: row " + std::to_string(r) + " is outside a batch of " + std::to_string(s[0]));
+    std::copy_n(in.data() + r * row, copy, out.data() + i * row);
+  }
+  return out;
+}
+}  // namespace detail
+
 /// @brief KV cache of a whole decoder: one layer cache each, plus the tokens cached per sequence.
 struct kv_cache {
   std::vector<nn::kv_cache_layer> layers;
   tensor<std::int32_t> lengths;  // [B] positions filled per sequence
   std::int64_t batch() const { return lengths.rank() == 1 ? lengths.dim(0) : 0; }
   std::int64_t capacity() const { return layers.empty() ? 0 : layers.front().capacity(); }
+
+  /// @brief Keeps rows[i] of the batch as row i (rows may repeat: beams; may drop: finished sequences).
+  void select(std::span<const std::int64_t> rows) {
+    std::int64_t used = 0;
+    for (std::int64_t b = 0; b < batch(); ++b) used = std::max<std::int64_t>(used, lengths(b));
+    for (auto& l : layers) {
+      l.k = detail::gather_rows(l.k, rows, used);
+      l.v = detail::gather_rows(l.v, rows, used);
+    }
+    lengths = detail::gather_rows(lengths, rows);
+  }
 };
 
 namespace detail {

@@ -141,20 +141,23 @@ class multi_head_attention {
   }
 
   /// @brief Cross-attention of x [B, T, d] to memory keys/values from project_kv, whose sequence
-  /// b has memory_lengths[b] real positions.
+  /// b has memory_lengths[b] real positions. x may hold g rows per memory sequence (B = g * M):
+  /// rows b*g .. b*g + g - 1 attend to memory b, e.g. the beams of one source.
   template <ops::attention_bias Bias = ops::no_bias>
   void forward_cross(tensor_view<const float> x, tensor_view<float> out, const kv_cache_layer& memory,
                      tensor_view<const std::int32_t> memory_lengths = {}, const Bias& bias = {}) const {
     check_input("x", x);
     const std::int64_t B = x.dim(0), T = x.dim(1);
     const auto& c = config;
-    if (memory.k.rank() != 4 || memory.k.dim(0) != B)
-      throw shape_error("tformer::nn::multi_head_attention: cross-attention memory of batch " + std::to_string(B) +
-                        " expected (call project_kv first)");
-    tensor<float> qh(shape{B, T, c.heads, c.head_dim}), attn(shape{B, T, c.heads, c.head_dim});
+    const std::int64_t M = memory.k.rank() == 4 ? memory.k.dim(0) : 0;
+    if (M < 1 || B % M != 0)
+      throw shape_error("tformer::nn::multi_head_attention: cross-attention memory of batch " + std::to_string(M) +
+                        " does not fit queries of batch " + std::to_string(B) + " (call project_kv first)");
+    const std::int64_t g = B / M;  // query rows per memory sequence
+    tensor<float> qh(shape{M, g * T, c.heads, c.head_dim}), attn(shape{M, g * T, c.heads, c.head_dim});
     q.forward(x, qh.view().reshape(shape{B, T, c.heads * c.head_dim}));
     q_norm.forward(qh, qh);
-    ops::attention_mask mask;
+    ops::attention_mask mask;  // no causal mask: every row of a group sees the same memory
     mask.key_lengths = memory_lengths;
     ops::attention(qh, memory.k, memory.v, attn, mask, c.scale, bias);
     o.forward(attn.view().reshape(shape{B, T, c.heads * c.head_dim}), out);

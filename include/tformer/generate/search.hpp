@@ -1,0 +1,381 @@
+// Decoding: greedy, sampling and beam search for decoder-only and encoder-decoder models, batched,
+// streamed, with logits processors as policies.
+//
+//   auto out = generate::run(model, inputs, options, processors, on_token);
+//
+// inputs are prompts (decoder-only) or sources (encoder-decoder), one token vector each, of any
+// lengths. Sequences that finish stop costing compute: their rows leave the batch (the KV cache is
+// compacted). Beam search follows Hugging Face `generate` (transformers 5): 2 x beams candidates
+// per source and step from beam score + log-softmax, a finished hypothesis scored as its summed
+// log-probability / (generated tokens ^ length_penalty), the pool of the best `beams` finished
+// ones, and HF's early-stop heuristic (or, with early_stopping, stop once `beams` have finished).
+// For encoder-decoders the encoder runs once per source and all beams of a source share its
+// cross-attention keys and values.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../models/decoder.hpp"
+#include "../models/encoder_decoder.hpp"
+#include "../nn/parameters.hpp"
+#include "processors.hpp"
+
+namespace tformer::generate {
+
+/// @brief Search settings and stop conditions (runtime data).
+struct options {
+  std::int64_t max_new_tokens = 64;    ///< generated tokens per sequence at most
+  std::vector<std::int32_t> eos_ids;   ///< any of these ends a sequence (it is kept in the output)
+  std::int32_t decoder_start_id = 0;   ///< encoder-decoders: the first decoder token
+  bool sample = false;                 ///< sample from the processed distribution instead of argmax
+  std::uint64_t seed = 0;              ///< sampling seed: the same tokens on every run and thread count
+  std::int64_t num_beams = 1;          ///< > 1: beam search
+  float length_penalty = 1.0f;         ///< beam score = sum log p / generated_length ^ length_penalty
+  bool early_stopping = false;         ///< beams: stop a source as soon as num_beams hypotheses finished
+  std::int64_t num_return_sequences = 1;  ///< beams: hypotheses returned per input, best first
+
+  /// @brief Throws value_error naming the first bad field.
+  void validate() const {
+    auto fail = [](const std::string& why) { throw value_error("tformer::generate::options: " + why); };
+    if (max_new_tokens < 1) fail("max_new_tokens must be >= 1, got " + std::to_string(max_new_tokens));
+    if (num_beams < 1) fail("num_beams (the beam width) must be >= 1, got " + std::to_string(num_beams));
+    if (num_return_sequences < 1 || num_return_sequences > num_beams)
+      fail("num_return_sequences must be in [1, num_beams = " + std::to_string(num_beams) + "], got " +
+           std::to_string(num_return_sequences));
+    if (sample && num_beams > 1) fail("sampling with num_beams > 1 is not supported");
+    if (!(length_penalty == length_penalty)) fail("length_penalty is NaN");
+  }
+};
+
+/// @brief One generated sequence: the new tokens (an end token included when one ended it) and,
+/// for beam search, its length-penalized score (greedy/sampling: the summed log-probability).
+struct hypothesis {
+  std::vector<std::int32_t> tokens;
+  float score = 0.0f;
+};
+
+/// @brief Streaming callback that never stops anything.
+struct no_callback {
+  bool operator()(std::int64_t, std::int32_t) const noexcept { return true; }
+};
+
+namespace detail {
+
+template <class M>
+concept decoder_only = requires(const M& m, tensor_view<const std::int32_t> ids, models::kv_cache* c) {
+  m.forward(ids, ids, c);
+  m.make_cache(1, 1);
+};
+template <class M>
+concept seq2seq = requires(const M& m, tensor_view<const std::int32_t> ids, const models::encoded& e) {
+  m.encode(ids, ids);
+  m.decode(ids, e);
+};
+
+// Padded [B, L] ids and lengths [B] of token vectors (each non-empty, every id in [0, vocab)).
+inline void pack(const std::vector<std::vector<std::int32_t>>& seqs, tensor<std::int32_t>& ids, tensor<std::int32_t>& lengths,
+                 const char* what) {
+  std::int64_t longest = 0;
+  for (std::size_t b = 0; b < seqs.size(); ++b) {
+    if (seqs[b].empty()) throw value_error(std::string("tformer::generate: ") + what + " " + std::to_string(b) + " is empty");
+    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(seqs[b].size()));
+  }
+  const auto B = static_cast<std::int64_t>(seqs.size());
+  ids = tensor<std::int32_t>(shape{B, longest});
+  lengths = tensor<std::int32_t>(shape{B});
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto& s = seqs[static_cast<std::size_t>(b)];
+    std::copy(s.begin(), s.end(), ids.data() + b * longest);
+    lengths(b) = static_cast<std::int32_t>(s.size());
+  }
+}
+
+// Rows [R, V] from logits [R, S, V] at per-row positions.
+inline tensor<float> last_rows(const tensor<float>& logits, const std::vector<std::int64_t>& pos) {
+  const std::int64_t R = logits.dim(0), V = logits.dim(2);
+  tensor<float> out(shape{R, V});
+  for (std::int64_t r = 0; r < R; ++r)
+    std::copy_n(logits.view()[r][pos[static_cast<std::size_t>(r)]].data(), V, out.data() + r * V);
+  return out;
+}
+
+// Running rows of a decoder-only model: prompts prefilled once, then one token per row and step.
+template <class Model>
+class lm_state {
+ public:
+  lm_state(const Model& m, const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t max_new) : model_(m) {
+    tensor<std::int32_t> ids, lengths;
+    pack(prompts, ids, lengths, "prompt");
+    cache_ = m.make_cache(ids.dim(0), ids.dim(1) + max_new);
+    const tensor<float> logits = m.forward(ids, lengths, &cache_);  // [B, L, V]
+    std::vector<std::int64_t> last(prompts.size());
+    for (std::size_t b = 0; b < prompts.size(); ++b) last[b] = lengths(static_cast<std::int64_t>(b)) - 1;
+    first_ = last_rows(logits, last);
+  }
+  tensor<float> start(std::int64_t group) {  // [B * group, V]: each prompt's logits, repeated per beam
+    if (group > 1) {
+      std::vector<std::int64_t> rows;
+      for (std::int64_t b = 0; b < first_.dim(0); ++b) rows.insert(rows.end(), static_cast<std::size_t>(group), b);
+      cache_.select(rows);
+      return models::detail::gather_rows(first_, rows);
+    }
+    return std::move(first_);
+  }
+  tensor<float> step(const std::vector<std::int32_t>& tokens) {
+    tensor<std::int32_t> ids(shape{static_cast<std::int64_t>(tokens.size()), 1});
+    std::copy(tokens.begin(), tokens.end(), ids.data());
+    tensor<float> logits = model_.forward(ids, {}, &cache_);  // [R, 1, V]
+    logits.reshape(shape{ids.dim(0), logits.dim(2)});
+    return logits;
+  }
+  void keep_rows(std::span<const std::int64_t> rows) { cache_.select(rows); }
+  void keep_sources(std::span<const std::int64_t>) {}
+
+ private:
+  const Model& model_;
+  models::kv_cache cache_;
+  tensor<float> first_;
+};
+
+// Running rows of an encoder-decoder: sources encoded once; `group` decoder rows per source.
+template <class Model>
+class seq2seq_state {
+ public:
+  seq2seq_state(const Model& m, const std::vector<std::vector<std::int32_t>>& sources, std::int64_t max_new,
+                std::int32_t start_id)
+      : model_(m), max_new_(max_new), start_id_(start_id) {
+    tensor<std::int32_t> ids, lengths;
+    pack(sources, ids, lengths, "source");
+    source_ = m.encode(ids, lengths);
+  }
+  tensor<float> start(std::int64_t group) {
+    cache_ = model_.make_cache(source_.batch() * group, max_new_ + 1);
+    return step(std::vector<std::int32_t>(static_cast<std::size_t>(source_.batch() * group), start_id_));
+  }
+  tensor<float> step(const std::vector<std::int32_t>& tokens) {
+    tensor<std::int32_t> ids(shape{static_cast<std::int64_t>(tokens.size()), 1});
+    std::copy(tokens.begin(), tokens.end(), ids.data());
+    tensor<float> logits = model_.decode(ids, source_, {}, &cache_);  // [R, 1, V]
+    logits.reshape(shape{ids.dim(0), logits.dim(2)});
+    return logits;
+  }
+  void keep_rows(std::span<const std::int64_t> rows) { cache_.select(rows); }
+  void keep_sources(std::span<const std::int64_t> sources) { source_.select(sources); }
+
+ private:
+  const Model& model_;
+  std::int64_t max_new_;
+  std::int32_t start_id_;
+  models::encoded source_;
+  models::kv_cache cache_;
+};
+
+inline bool is_eos(const options& o, std::int32_t t) {
+  return std::find(o.eos_ids.begin(), o.eos_ids.end(), t) != o.eos_ids.end();
+}
+
+// log-softmax of one row, in place, in double for the normalizer (rows of -inf stay -inf).
+inline void log_softmax_row(std::span<float> row) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (float v : row) mx = std::max(mx, v);
+  if (mx == -std::numeric_limits<float>::infinity()) return;
+  double sum = 0;
+  for (float v : row) sum += std::exp(static_cast<double>(v) - mx);
+  const float lse = mx + static_cast<float>(std::log(sum));
+  for (float& v : row) v -= lse;
+}
+
+// Greedy or sampled decoding of every row of state.
+template <class State, class Processor, class Callback>
+std::vector<std::vector<hypothesis>> greedy(State& state, std::vector<std::vector<std::int32_t>> histories,
+                                            const options& o, const Processor& proc, Callback& on_token) {
+  const auto B = static_cast<std::int64_t>(histories.size());
+  std::vector<std::vector<hypothesis>> out(static_cast<std::size_t>(B), std::vector<hypothesis>(1));
+  std::vector<nn::portable_rng> rngs;
+  for (std::int64_t b = 0; b < B; ++b) rngs.emplace_back(o.seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(b));
+  std::vector<std::int64_t> active(static_cast<std::size_t>(B));  // input index of each running row
+  std::iota(active.begin(), active.end(), 0);
+  tensor<float> logits = state.start(1);  // [R, V]
+  const std::int64_t V = logits.dim(1);
+  std::vector<float> row(static_cast<std::size_t>(V));
+  for (std::int64_t step = 0;; ++step) {
+    std::vector<std::int32_t> next;
+    std::vector<std::int64_t> keep;
+    for (std::size_t r = 0; r < active.size(); ++r) {
+      const auto b = static_cast<std::size_t>(active[r]);
+      std::copy_n(logits.data() + static_cast<std::int64_t>(r) * V, V, row.begin());
+      proc(std::span<const std::int32_t>(histories[b]), std::span<float>(row));
+      const std::int32_t tok = o.sample ? generate::sample(row, rngs[b]) : generate::argmax(row);
+      log_softmax_row(row);
+      out[b][0].score += row[static_cast<std::size_t>(tok)];
+      out[b][0].tokens.push_back(tok);
+      histories[b].push_back(tok);
+      const bool go_on = on_token(static_cast<std::int64_t>(b), tok);
+      if (go_on && !is_eos(o, tok) && step + 1 < o.max_new_tokens) {
+        keep.push_back(static_cast<std::int64_t>(r));
+        next.push_back(tok);
+      }
+    }
+    if (keep.empty()) break;
+    if (keep.size() != active.size()) {  // finished rows leave the batch
+      state.keep_rows(keep);
+      state.keep_sources(keep);
+      std::vector<std::int64_t> still;
+      for (auto r : keep) still.push_back(active[static_cast<std::size_t>(r)]);
+      active = std::move(still);
+    }
+    logits = state.step(next);
+  }
+  return out;
+}
+
+// Beam search with Hugging Face's semantics (see the file comment).
+template <class State, class Processor>
+std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::vector<std::int32_t>>& prefixes,
+                                          const options& o, const Processor& proc) {
+  const auto B = static_cast<std::int64_t>(prefixes.size());
+  const std::int64_t nb = o.num_beams;
+  const std::int64_t keep_k = std::max<std::int64_t>(2, 1 + static_cast<std::int64_t>(o.eos_ids.size())) * nb;
+  constexpr float dead = -1.0e9f;  // HF's score of an empty beam slot
+  struct source_state {
+    std::vector<std::vector<std::int32_t>> beams;  // generated tokens of each running beam
+    std::vector<float> scores;                     // summed log-probabilities
+    std::vector<hypothesis> finished;              // best first, at most nb
+    bool open = true;                              // HF's is_early_stop_heuristic_unsatisfied
+  };
+  std::vector<source_state> src(static_cast<std::size_t>(B));
+  for (auto& s : src) {
+    s.beams.assign(static_cast<std::size_t>(nb), {});
+    s.scores.assign(static_cast<std::size_t>(nb), dead);
+    s.scores[0] = 0.0f;
+  }
+  std::vector<std::int64_t> active(static_cast<std::size_t>(B));  // input index of each running source
+  std::iota(active.begin(), active.end(), 0);
+  tensor<float> logits = state.start(nb);  // [active * nb, V]
+  const std::int64_t V = logits.dim(1);
+  std::vector<float> acc(static_cast<std::size_t>(nb * V));
+  std::vector<std::int64_t> order(static_cast<std::size_t>(nb * V));
+  for (std::int64_t step = 0;; ++step) {
+    std::vector<std::int64_t> rows, still;  // cache rows for the next step; sources still running
+    std::vector<std::int32_t> next;
+    const bool last_step = step + 1 >= o.max_new_tokens;
+    for (std::size_t a = 0; a < active.size(); ++a) {
+      auto& s = src[static_cast<std::size_t>(active[a])];
+      const auto& prefix = prefixes[static_cast<std::size_t>(active[a])];
+      for (std::int64_t j = 0; j < nb; ++j) {  // accumulated log-probabilities of every continuation
+        std::span<float> lp(acc.data() + j * V, static_cast<std::size_t>(V));
+        std::copy_n(logits.data() + (static_cast<std::int64_t>(a) * nb + j) * V, V, lp.begin());
+        log_softmax_row(lp);
+        std::vector<std::int32_t> history = prefix;
+        history.insert(history.end(), s.beams[static_cast<std::size_t>(j)].begin(), s.beams[static_cast<std::size_t>(j)].end());
+        proc(std::span<const std::int32_t>(history), lp);
+        for (float& v : lp) v += s.scores[static_cast<std::size_t>(j)];
+      }
+      std::iota(order.begin(), order.end(), 0);  // top keep_k candidates, ties to the lower index
+      std::partial_sort(order.begin(), order.begin() + keep_k, order.end(), [&](std::int64_t x, std::int64_t y) {
+        const float ax = acc[static_cast<std::size_t>(x)], ay = acc[static_cast<std::size_t>(y)];
+        return ax > ay || (ax == ay && x < y);
+      });
+      const float norm = std::pow(static_cast<float>(step + 1), o.length_penalty);  // generated length
+      std::vector<hypothesis> fresh;
+      std::vector<std::pair<float, std::int64_t>> running;  // (score, candidate); stopped ones pushed to the back
+      for (std::int64_t c = 0; c < keep_k; ++c) {
+        const std::int64_t flat = order[static_cast<std::size_t>(c)];
+        const auto tok = static_cast<std::int32_t>(flat % V);
+        const bool hits = is_eos(o, tok) || last_step;
+        running.emplace_back(acc[static_cast<std::size_t>(flat)] + (hits ? dead : 0.0f), flat);
+        const bool pool_full = static_cast<std::int64_t>(s.finished.size()) >= nb;
+        if (hits && c < nb && s.open && !(o.early_stopping && pool_full)) {
+          hypothesis h{s.beams[static_cast<std::size_t>(flat / V)], acc[static_cast<std::size_t>(flat)] / norm};
+          h.tokens.push_back(tok);
+          fresh.push_back(std::move(h));
+        }
+      }
+      for (auto& h : fresh) s.finished.push_back(std::move(h));  // keep the best nb (stable)
+      std::stable_sort(s.finished.begin(), s.finished.end(), [](const auto& x, const auto& y) { return x.score > y.score; });
+      if (static_cast<std::int64_t>(s.finished.size()) > nb) s.finished.resize(static_cast<std::size_t>(nb));
+      // the next running beams: the best nb candidates once stopped ones lose 1e9 (as in HF, a slot
+      // may hold a stopped candidate when too few continue; its score keeps it out of every pool)
+      std::stable_sort(running.begin(), running.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+      std::vector<std::vector<std::int32_t>> beams(static_cast<std::size_t>(nb));
+      std::vector<float> scores(static_cast<std::size_t>(nb));
+      std::vector<std::int64_t> parents(static_cast<std::size_t>(nb));
+      for (std::int64_t j = 0; j < nb; ++j) {
+        const auto [score, flat] = running[static_cast<std::size_t>(j)];
+        parents[static_cast<std::size_t>(j)] = flat / V;
+        beams[static_cast<std::size_t>(j)] = s.beams[static_cast<std::size_t>(flat / V)];
+        beams[static_cast<std::size_t>(j)].push_back(static_cast<std::int32_t>(flat % V));
+        scores[static_cast<std::size_t>(j)] = score;
+      }
+      s.beams = std::move(beams);
+      s.scores = std::move(scores);
+      // HF's heuristic: can the best running beam still beat the worst finished hypothesis?
+      const bool full = static_cast<std::int64_t>(s.finished.size()) >= nb;
+      const float worst = full ? s.finished.back().score : dead;
+      if (s.open) s.open = s.scores[0] / norm > worst;
+      const bool done = !s.open || (o.early_stopping && full) || last_step;
+      if (done) continue;
+      still.push_back(active[a]);
+      for (std::int64_t j = 0; j < nb; ++j) {
+        rows.push_back(static_cast<std::int64_t>(a) * nb + parents[static_cast<std::size_t>(j)]);
+        next.push_back(s.beams[static_cast<std::size_t>(j)].back());
+      }
+    }
+    if (still.empty()) break;
+    if (still.size() != active.size()) {  // sources that ended leave the batch
+      std::vector<std::int64_t> kept_sources;
+      for (std::size_t a = 0; a < active.size(); ++a)
+        if (std::find(still.begin(), still.end(), active[a]) != still.end()) kept_sources.push_back(static_cast<std::int64_t>(a));
+      state.keep_sources(kept_sources);
+    }
+    state.keep_rows(rows);
+    active = std::move(still);
+    logits = state.step(next);
+  }
+  std::vector<std::vector<hypothesis>> out(static_cast<std::size_t>(B));
+  for (std::int64_t b = 0; b < B; ++b) {
+    auto& f = src[static_cast<std::size_t>(b)].finished;
+    f.resize(std::min<std::size_t>(f.size(), static_cast<std::size_t>(o.num_return_sequences)));
+    out[static_cast<std::size_t>(b)] = std::move(f);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// @brief Generates for every input; returns, per input, the hypotheses best first (one unless
+/// beam search returns more). Decoder-only models continue each prompt; encoder-decoders decode
+/// each source from options::decoder_start_id. on_token(input, token) sees every token as it is
+/// chosen (greedy and sampling) and returns false to stop that sequence.
+template <class Model, logits_processor Processor = no_processing, class Callback = no_callback>
+std::vector<std::vector<hypothesis>> run(const Model& model, const std::vector<std::vector<std::int32_t>>& inputs,
+                                         const options& o, const Processor& proc = {}, Callback&& on_token = {}) {
+  static_assert(detail::decoder_only<Model> || detail::seq2seq<Model>,
+                "generate::run needs a models::decoder_lm or a models::encoder_decoder");
+  o.validate();
+  if (inputs.empty()) return {};
+  if constexpr (detail::seq2seq<Model>) {
+    detail::seq2seq_state<Model> state(model, inputs, o.max_new_tokens, o.decoder_start_id);
+    const std::vector<std::vector<std::int32_t>> starts(inputs.size(), std::vector<std::int32_t>{o.decoder_start_id});
+    if (o.num_beams > 1) return detail::beam(state, starts, o, proc);
+    return detail::greedy(state, starts, o, proc, on_token);
+  } else {
+    detail::lm_state<Model> state(model, inputs, o.max_new_tokens);
+    if (o.num_beams > 1) return detail::beam(state, inputs, o, proc);
+    return detail::greedy(state, inputs, o, proc, on_token);
+  }
+}
+
+}  // namespace tformer::generate
