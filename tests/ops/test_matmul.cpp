@@ -43,9 +43,10 @@ void reference_linear(const tensor<float>& x, const tensor<float>& w, const floa
 }  // namespace
 
 TEST_CASE("linear computes x W^T + b for tiled and untiled shapes", "[matmul]") {
-  // Shapes below, at and above the tiling thresholds (256 rows / 256 columns), odd sizes.
-  const std::vector<std::array<std::int64_t, 3>> shapes = {
-      {1, 1, 1}, {1, 300, 17}, {3, 7, 5}, {17, 1000, 33}, {255, 64, 31}, {300, 300, 64}, {513, 40, 100}, {4, 4, 0}};
+  // Shapes below, at and above the tiling thresholds (512 rows / 768 columns), odd sizes.
+  const std::vector<std::array<std::int64_t, 3>> shapes = {{1, 1, 1},     {1, 300, 17},   {3, 7, 5},     {17, 1000, 33},
+                                                           {1, 767, 9},   {2, 769, 9},    {300, 300, 64}, {511, 40, 100},
+                                                           {513, 40, 100}, {1100, 5, 7}, {4, 4, 0}};
   std::uint32_t seed = 1;
   for (auto [M, N, K] : shapes) {
     for (bool with_bias : {false, true}) {

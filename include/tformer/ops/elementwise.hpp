@@ -74,7 +74,7 @@ void activate(tensor_view<const float> x, tensor_view<float> out) {
   detail::require_rows(op.c_str(), "out", out);
   detail::require_same_shape(op.c_str(), "x", x, "out", out);
   const auto n = static_cast<std::size_t>(out.dim(-1));
-  detail::for_each_row(out.rows(), out.dim(-1), [&](std::int64_t r) { simd::activate<Act>(x.row(r), out.row(r), n); });
+  detail::for_each_row(out.rows(), out.dim(-1) * 8, [&](std::int64_t r) { simd::activate<Act>(x.row(r), out.row(r), n); });
 }
 
 /// @brief Sum of a[i] * b[i] for two vectors a, b: [n] (single-threaded; summation order fixed by n).

@@ -6,7 +6,7 @@
 // Threading: the output is cut into tiles whose boundaries depend only on the shape, each tile is
 // an independent single-threaded Eigen product, and tformer::parallel_for spreads the tiles over
 // the threads. So the result is bit-identical for any thread count. Eigen's own threading is
-// switched off (Eigen::setNbThreads(1)) the first time a product runs.
+// switched off (Eigen::setNbThreads(1)) whenever a product runs.
 #pragma once
 
 #include <algorithm>
@@ -25,27 +25,27 @@ namespace tformer::ops {
 
 namespace detail {
 
+// tformer parallelizes products itself; Eigen's own threads (which split K differently for
+// different thread counts) stay off. Checked on every call, so a later Eigen::setNbThreads(n) by
+// the application cannot make results depend on the thread count.
 inline void eigen_single_threaded() {
-  static const bool once = [] {
-    Eigen::setNbThreads(1);
-    return true;
-  }();
-  (void)once;
+  if (Eigen::nbThreads() != 1) Eigen::setNbThreads(1);
 }
 
 /// Tiling of an [M, N] output: rows are cut when M is large (each tile re-packs W, so tiles are
-/// tall), columns otherwise (GEMV and small-batch decode: each tile reads its own rows of W).
+/// tall: at least 256 rows), columns otherwise (GEMV and small-batch decode: each tile reads its
+/// own rows of W; at least 384 of them). Tile sizes measured in bench/README.md.
 struct tiling {
   std::int64_t row_block, col_block, row_tiles, col_tiles;
 };
 inline tiling tile_output(std::int64_t m, std::int64_t n) noexcept {
   constexpr std::int64_t max_tiles = 16;  // enough parallelism for 16 threads
   tiling t{m, n, 1, 1};
-  if (m >= 256) {
-    t.row_block = std::max<std::int64_t>(128, (m + max_tiles - 1) / max_tiles);
+  if (m >= 512) {
+    t.row_block = std::max<std::int64_t>(256, (m + max_tiles - 1) / max_tiles);
     t.row_block = (t.row_block + 7) / 8 * 8;
-  } else if (n >= 256) {
-    t.col_block = std::max<std::int64_t>(64, (n + max_tiles - 1) / max_tiles);
+  } else if (n >= 768) {
+    t.col_block = std::max<std::int64_t>(384, (n + max_tiles - 1) / max_tiles);
     t.col_block = (t.col_block + 15) / 16 * 16;
   }
   t.row_tiles = (m + t.row_block - 1) / t.row_block;

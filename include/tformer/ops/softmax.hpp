@@ -27,14 +27,14 @@ inline void check_softmax(const char* op, const tensor_view<const float>& x, con
 inline void softmax(tensor_view<const float> x, tensor_view<float> out) {
   detail::check_softmax("softmax", x, out);
   const auto n = static_cast<std::size_t>(x.dim(-1));
-  detail::for_each_row(x.rows(), x.dim(-1), [&](std::int64_t r) { simd::softmax(x.row(r), out.row(r), n); });
+  detail::for_each_row(x.rows(), x.dim(-1) * 8, [&](std::int64_t r) { simd::softmax(x.row(r), out.row(r), n); });
 }
 
 /// @brief out = log_softmax(x) along the last axis; x, out [..., n] with contiguous rows (out may be x).
 inline void log_softmax(tensor_view<const float> x, tensor_view<float> out) {
   detail::check_softmax("log_softmax", x, out);
   const auto n = static_cast<std::size_t>(x.dim(-1));
-  detail::for_each_row(x.rows(), x.dim(-1), [&](std::int64_t r) { simd::log_softmax(x.row(r), out.row(r), n); });
+  detail::for_each_row(x.rows(), x.dim(-1) * 8, [&](std::int64_t r) { simd::log_softmax(x.row(r), out.row(r), n); });
 }
 
 }  // namespace tformer::ops

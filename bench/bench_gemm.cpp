@@ -1,0 +1,178 @@
+// GEMM throughput: tformer::ops::linear (y = x W^T) beside OpenBLAS cblas_sgemm and plain Eigen on
+// the same shapes and layout, at 1 and 2 threads, reported as FLOPS = 2*M*N*K per call / time.
+// Every case first checks its result against another implementation (SkipWithError on mismatch).
+// fma_peak measures the FP32 FMA ceiling of this machine in the same run.
+//
+// Names: gemm/<M>x<N>x<K>/t:<threads>/<tformer|openblas|eigen>; x [M,K], W [N,K], y [M,N].
+#include <Eigen/Core>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <tformer/ops/matmul.hpp>
+#include <thread>
+#include <vector>
+
+#include "bench_util.hpp"
+
+#if defined(TFORMER_BENCH_HAVE_OPENBLAS)
+#include <cblas.h>
+#endif
+
+namespace {
+
+using tformer::bench::max_rel_diff;
+using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+struct gemm_shape {
+  std::int64_t m, n, k;
+};
+// Square GEMMs, one BERT-base FFN projection over 128 tokens, and its single-token GEMV.
+constexpr std::array<gemm_shape, 5> shapes{
+    {{512, 512, 512}, {1024, 1024, 1024}, {2048, 2048, 2048}, {128, 3072, 768}, {1, 3072, 768}}};
+constexpr std::array<int, 2> thread_counts{1, 2};
+
+// openblas_gemv: cblas_sgemv for the M = 1 shape, since OpenBLAS 0.3.21's sgemm does not hand
+// a one-row product to its GEMV kernel.
+enum class impl { tformer, openblas, eigen, openblas_gemv };
+constexpr const char* impl_name(impl i) {
+  return i == impl::tformer    ? "tformer"
+         : i == impl::openblas ? "openblas"
+         : i == impl::eigen    ? "eigen"
+                               : "openblas_gemv";
+}
+#if defined(TFORMER_BENCH_HAVE_OPENBLAS)
+constexpr bool have_openblas = true;
+#else
+constexpr bool have_openblas = false;
+#endif
+
+// Operands of one shape: x [M,K], W [N,K] (PyTorch Linear layout).
+struct operands {
+  explicit operands(const gemm_shape& s)
+      : shape(s), x(tformer::bench::random_tensor({s.m, s.k}, 1)), w(tformer::bench::random_tensor({s.n, s.k}, 2)) {}
+  gemm_shape shape;
+  tformer::tensor<float> x, w;
+};
+
+// y [M,N] = x W^T with implementation `which` on `threads` threads.
+void multiply(impl which, int threads, const operands& op, tformer::tensor<float>& y) {
+  const auto [m, n, k] = op.shape;
+  switch (which) {
+    case impl::tformer:
+      tformer::set_num_threads(threads);
+      Eigen::setNbThreads(1);  // linear switches Eigen's threads off only once; the eigen column turns them on
+      tformer::ops::linear(op.x.view(), op.w.view(), y.view());
+      break;
+    case impl::eigen: {
+      Eigen::setNbThreads(threads);
+      const Eigen::Map<const row_matrix> X(op.x.data(), m, k), W(op.w.data(), n, k);
+      Eigen::Map<row_matrix> Y(y.data(), m, n);
+      Y.noalias() = X * W.transpose();
+      break;
+    }
+    case impl::openblas:
+#if defined(TFORMER_BENCH_HAVE_OPENBLAS)
+      openblas_set_num_threads(threads);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
+                  static_cast<blasint>(k), 1.0f, op.x.data(), static_cast<blasint>(k), op.w.data(),
+                  static_cast<blasint>(k), 0.0f, y.data(), static_cast<blasint>(n));
+#endif
+      break;
+    case impl::openblas_gemv:  // y[0, :] = W x[0, :]
+#if defined(TFORMER_BENCH_HAVE_OPENBLAS)
+      openblas_set_num_threads(threads);
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, op.w.data(),
+                  static_cast<blasint>(k), op.x.data(), 1, 0.0f, y.data(), 1);
+#endif
+      break;
+  }
+}
+
+// Lets the other libraries' worker threads stop spinning (OpenBLAS spins ~0.1 s after a call),
+// so they do not steal a core from the case being timed.
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(200)); }
+
+void bm_gemm(benchmark::State& state, gemm_shape s, int threads, impl which) {
+  const operands op(s);
+  tformer::tensor<float> y({s.m, s.n}), ref({s.m, s.n});
+  // Check against another implementation on one thread: OpenBLAS where we have it.
+  const impl check = which != impl::openblas && which != impl::openblas_gemv && have_openblas ? impl::openblas
+                     : which == impl::tformer                                                 ? impl::eigen
+                                                                                              : impl::tformer;
+  multiply(check, 1, op, ref);
+  multiply(which, threads, op, y);
+  const double err = max_rel_diff(y.data(), ref.data(), static_cast<std::size_t>(y.numel()));
+  if (!(err <= 1e-4)) {
+    state.SkipWithError((std::string(impl_name(which)) + " differs from " + impl_name(check) +
+                         ": max |diff| / max |ref| = " + std::to_string(err))
+                            .c_str());
+    return;
+  }
+  settle();
+  for (auto _ : state) {
+    multiply(which, threads, op, y);
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOPS"] =
+      benchmark::Counter(2.0 * static_cast<double>(s.m * s.n * s.k), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["max_rel_err"] = err;
+}
+
+// FP32 FMA ceiling: 12 independent chains of xsimd FMAs per thread (enough to cover the latency
+// of two FMA pipes), no memory traffic.
+template <class A = xsimd::default_arch>
+float fma_chains(std::int64_t iters) {
+  using batch = xsimd::batch<float, A>;
+  const batch mul(0.999999f), add(1e-7f);
+  // Distinct starting values, or the compiler merges the identical chains into one.
+  batch a0(0.f), a1(1.f), a2(2.f), a3(3.f), a4(4.f), a5(5.f), a6(6.f), a7(7.f), a8(8.f), a9(9.f), a10(10.f), a11(11.f);
+  for (std::int64_t i = 0; i < iters; ++i) {
+    a0 = xsimd::fma(a0, mul, add), a1 = xsimd::fma(a1, mul, add), a2 = xsimd::fma(a2, mul, add);
+    a3 = xsimd::fma(a3, mul, add), a4 = xsimd::fma(a4, mul, add), a5 = xsimd::fma(a5, mul, add);
+    a6 = xsimd::fma(a6, mul, add), a7 = xsimd::fma(a7, mul, add), a8 = xsimd::fma(a8, mul, add);
+    a9 = xsimd::fma(a9, mul, add), a10 = xsimd::fma(a10, mul, add), a11 = xsimd::fma(a11, mul, add);
+  }
+  return xsimd::hadd(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11)));
+}
+
+void bm_fma_peak(benchmark::State& state, int threads) {
+  constexpr std::int64_t iters = 1 << 20;
+  tformer::set_num_threads(threads);
+  std::vector<float> sink(static_cast<std::size_t>(threads));
+  for (auto _ : state) {
+    tformer::parallel_for(threads, [&](std::int64_t t) { sink[static_cast<std::size_t>(t)] = fma_chains(iters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double flops = 2.0 * 12 * xsimd::batch<float>::size * iters * threads;
+  state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_all() {
+  for (const int t : thread_counts)
+    benchmark::RegisterBenchmark(("fma_peak/t:" + std::to_string(t)).c_str(), bm_fma_peak, t)->UseRealTime();
+  for (const auto& s : shapes) {
+    const std::string dims = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k);
+    for (const int t : thread_counts)
+      for (const impl i : {impl::tformer, impl::openblas, impl::eigen, impl::openblas_gemv}) {
+        if ((i == impl::openblas || i == impl::openblas_gemv) && !have_openblas) continue;
+        if (i == impl::openblas_gemv && s.m != 1) continue;
+        const std::string name = "gemm/" + dims + "/t:" + std::to_string(t) + "/" + impl_name(i);
+        benchmark::RegisterBenchmark(name.c_str(), bm_gemm, s, t, i)->UseRealTime()->Unit(benchmark::kMillisecond);
+      }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tformer::bench::add_common_context();
+  benchmark::AddCustomContext("eigen_simd", Eigen::SimdInstructionSetsInUse());
+#if defined(TFORMER_BENCH_HAVE_OPENBLAS)
+  benchmark::AddCustomContext("openblas", std::string(openblas_get_config()) + ", core " + openblas_get_corename());
+#else
+  benchmark::AddCustomContext("openblas", "not found at configure time");
+#endif
+  register_all();
+  return tformer::bench::run_main(argc, argv);
+}
