@@ -43,7 +43,7 @@ models::model_config gpt2_config() {
 // ---- end of the model definitions ---------------------------------------------------------------
 
 template <class Model>
-void generate(const char* name, Model& model, int new_tokens) {
+void continue_greedily(const char* name, Model& model, int new_tokens) {
   nn::init_random(model, 7);
   const std::vector<std::int32_t> prompt = {1, 42, 7, 300, 12};
   auto cache = model.make_cache(1, 64);
@@ -68,9 +68,9 @@ void generate(const char* name, Model& model, int new_tokens) {
 
 int main() try {
   models::decoder_lm<llama_spec> llama(llama_config());
-  generate("Llama-style", llama, 12);
+  continue_greedily("Llama-style", llama, 12);
   models::decoder_lm<gpt2_spec> gpt2(gpt2_config());
-  generate("GPT-2-style", gpt2, 12);
+  continue_greedily("GPT-2-style", gpt2, 12);
   return 0;
 } catch (const tformer::error& e) {
   std::fprintf(stderr, "decoder_lm: %s\n", e.what());
