@@ -7,52 +7,12 @@
 
 #include "catch.hpp"
 #include "fixture.hpp"
+#include "hf_models.hpp"
 #include "support.hpp"
 
 using namespace tformer;
 
 namespace {
-
-struct gpt2_spec {
-  using layer = nn::transformer_layer<nn::pre_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::gelu_tanh>>;
-  using positions = nn::learned_positions;
-  using final_norm = nn::layer_norm;
-  static constexpr bool tie_embeddings = true;
-};
-struct t5_spec {
-  using encoder_layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
-  using decoder_layer = nn::cross_decoder_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
-  using attention_bias = models::t5_relative;
-  using final_norm = nn::rms_norm;
-};
-
-models::decoder_lm<gpt2_spec> load_gpt2() {
-  test::fixture fx("hf_gpt2");
-  const auto& j = fx.config;
-  models::model_config c;
-  c.vocab = j["vocab_size"], c.layers = j["n_layer"], c.max_positions = j["n_positions"];
-  c.layer.attention = {.d_model = j["n_embd"], .heads = j["n_head"]};
-  c.layer.ffn = {.d_model = j["n_embd"], .d_ff = 4 * static_cast<std::int64_t>(j["n_embd"])};
-  c.layer.norm_eps = j["layer_norm_epsilon"];
-  models::decoder_lm<gpt2_spec> m(c);
-  io::load_safetensors(m, fx.model, io::hf_gpt2());
-  return m;
-}
-
-models::encoder_decoder<t5_spec> load_t5() {
-  test::fixture fx("hf_t5");
-  const auto& j = fx.config;
-  models::model_config c;
-  c.vocab = j["vocab_size"], c.layers = j["num_layers"], c.decoder_layers = j["num_decoder_layers"];
-  c.relative_buckets = j["relative_attention_num_buckets"], c.relative_max_distance = j["relative_attention_max_distance"];
-  c.layer.attention = {.d_model = j["d_model"], .heads = j["num_heads"], .head_dim = j["d_kv"], .qkv_bias = false,
-                       .out_bias = false, .scale = 1.0f};
-  c.layer.ffn = {.d_model = j["d_model"], .d_ff = j["d_ff"], .bias = false};
-  c.layer.norm_eps = j["layer_norm_epsilon"];
-  models::encoder_decoder<t5_spec> m(c);
-  io::load_safetensors(m, fx.model, io::hf_t5());
-  return m;
-}
 
 // Rows of a -1-padded [N, L] int tensor as token vectors.
 std::vector<std::vector<std::int32_t>> rows_of(const tensor<std::int32_t>& t) {
@@ -103,16 +63,16 @@ void check_against_hf(const Model& model, const char* fixture) {
 }  // namespace
 
 TEST_CASE("GPT-2 greedy and beam search equal Hugging Face generate", "[generate][parity]") {
-  check_against_hf(load_gpt2(), "hf_gpt2_generate");
+  check_against_hf(test::load_gpt2(), "hf_gpt2_generate");
 }
 
 TEST_CASE("T5 greedy and beam search equal Hugging Face generate", "[generate][parity]") {
-  check_against_hf(load_t5(), "hf_t5_generate");
+  check_against_hf(test::load_t5(), "hf_t5_generate");
 }
 
 TEST_CASE("a batch decodes exactly like its inputs one at a time", "[generate][batch]") {
-  const auto gpt2 = load_gpt2();
-  const auto t5 = load_t5();
+  const auto gpt2 = test::load_gpt2();
+  const auto t5 = test::load_t5();
   const std::vector<std::vector<std::int32_t>> inputs = {{5, 17, 33}, {60, 2, 9, 44, 7, 8}, {11}, {12, 13, 14, 15}};
   for (std::int64_t beams : {1, 3}) {
     generate::options o;
@@ -132,7 +92,7 @@ TEST_CASE("a batch decodes exactly like its inputs one at a time", "[generate][b
 }
 
 TEST_CASE("seeded sampling gives the same tokens on every run and thread count", "[generate][sampling]") {
-  const auto gpt2 = load_gpt2();
+  const auto gpt2 = test::load_gpt2();
   test::thread_guard guard;
   const std::vector<std::vector<std::int32_t>> inputs = {{5, 17, 33}, {60, 2}};
   generate::options o;
@@ -155,7 +115,7 @@ TEST_CASE("seeded sampling gives the same tokens on every run and thread count",
 }
 
 TEST_CASE("a streaming callback sees every token and can stop its sequence", "[generate][stream]") {
-  const auto gpt2 = load_gpt2();
+  const auto gpt2 = test::load_gpt2();
   generate::options o;
   o.max_new_tokens = 10;
   std::vector<std::vector<std::int32_t>> seen(2);
@@ -170,7 +130,7 @@ TEST_CASE("a streaming callback sees every token and can stop its sequence", "[g
 }
 
 TEST_CASE("bad generation settings and inputs throw value_error", "[generate][errors]") {
-  const auto gpt2 = load_gpt2();
+  const auto gpt2 = test::load_gpt2();
   generate::options o;
   o.num_beams = 0;
   CHECK(test::thrown_message<value_error>([&] { generate::run(gpt2, {{1}}, o); }).find("beam width") != std::string::npos);

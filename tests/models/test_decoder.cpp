@@ -6,49 +6,13 @@
 
 #include "catch.hpp"
 #include "fixture.hpp"
+#include "hf_models.hpp"
 #include "support.hpp"
 
 using namespace tformer;
+using test::gpt2_spec, test::llama_spec, test::gpt2_config, test::llama_config;
 
 namespace {
-
-struct gpt2_spec {
-  using layer = nn::transformer_layer<nn::pre_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::gelu_tanh>>;
-  using positions = nn::learned_positions;
-  using final_norm = nn::layer_norm;
-  static constexpr bool tie_embeddings = true;
-};
-
-struct llama_spec {
-  using layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<nn::rotary>,
-                                      nn::gated_mlp<simd::act::silu>>;
-  using final_norm = nn::rms_norm;
-};
-
-models::model_config gpt2_config(const nlohmann::json& j) {
-  models::model_config c;
-  c.vocab = j["vocab_size"];
-  c.layers = j["n_layer"];
-  c.max_positions = j["n_positions"];
-  const std::int64_t d = j["n_embd"];
-  c.layer.attention = {.d_model = d, .heads = j["n_head"]};
-  c.layer.ffn = {.d_model = d, .d_ff = 4 * d, .bias = true};
-  c.layer.norm_eps = j["layer_norm_epsilon"];
-  return c;
-}
-
-models::model_config llama_config(const nlohmann::json& j) {
-  models::model_config c;
-  c.vocab = j["vocab_size"];
-  c.layers = j["num_hidden_layers"];
-  const std::int64_t d = j["hidden_size"];
-  c.layer.attention = {.d_model = d, .heads = j["num_attention_heads"], .kv_heads = j["num_key_value_heads"],
-                       .head_dim = j["head_dim"], .qkv_bias = false, .out_bias = false};
-  c.layer.ffn = {.d_model = d, .d_ff = j["intermediate_size"], .bias = false};
-  c.layer.norm_eps = j["rms_norm_eps"];
-  c.layer.rope = nn::rotary{.dim = 0, .base = j["rope_parameters"]["rope_theta"], .interleaved = false};
-  return c;
-}
 
 template <class Model>
 void check_parity(Model& model, const test::fixture& fx) {

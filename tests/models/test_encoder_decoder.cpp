@@ -7,8 +7,10 @@
 
 #include "catch.hpp"
 #include "fixture.hpp"
+#include "hf_models.hpp"
 
 using namespace tformer;
+using test::t5_spec, test::t5_config;
 
 namespace {
 
@@ -18,13 +20,6 @@ struct torch_transformer_spec {
   using final_norm = nn::layer_norm;
 };
 
-struct t5_spec {
-  using encoder_layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
-  using decoder_layer = nn::cross_decoder_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
-  using attention_bias = models::t5_relative;
-  using final_norm = nn::rms_norm;
-};
-
 // The original Transformer: sinusoidal positions, Post-LN, ReLU, shared embeddings and head.
 struct vaswani_spec {
   using encoder_layer = nn::transformer_layer<nn::post_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::relu>>;
@@ -32,21 +27,6 @@ struct vaswani_spec {
   using positions = nn::sinusoidal_positions;
   static constexpr bool tie_embeddings = true;
 };
-
-models::model_config t5_config(const nlohmann::json& j) {
-  models::model_config c;
-  c.vocab = j["vocab_size"];
-  c.layers = j["num_layers"];
-  c.decoder_layers = j["num_decoder_layers"];
-  c.relative_buckets = j["relative_attention_num_buckets"];
-  c.relative_max_distance = j["relative_attention_max_distance"];
-  const std::int64_t d = j["d_model"];
-  c.layer.attention = {.d_model = d, .heads = j["num_heads"], .head_dim = j["d_kv"], .qkv_bias = false,
-                       .out_bias = false, .scale = 1.0f};
-  c.layer.ffn = {.d_model = d, .d_ff = j["d_ff"], .bias = false};
-  c.layer.norm_eps = j["layer_norm_epsilon"];
-  return c;
-}
 
 }  // namespace
 
