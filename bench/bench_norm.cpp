@@ -85,20 +85,7 @@ void bm_norm(benchmark::State& state, op which, std::int64_t d, std::int64_t row
     reference_row(x.data() + r * d, w.data(), b.data(), n, is_layer_norm(which), ref.data());
     err = std::max(err, tformer::bench::max_rel_diff(out.data() + r * d, ref.data(), n));
   }
-  if (!(err <= 1e-5)) {
-    state.SkipWithError((std::string(op_name(which)) +
-                         " differs from the double reference: max |diff| / max |ref| = " + std::to_string(err))
-                            .c_str());
-    return;
-  }
-
-  for (auto _ : state) {
-    run();
-    benchmark::ClobberMemory();
-  }
-  state.counters["BYTES"] = benchmark::Counter(
-      8.0 * static_cast<double>(rows * d), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["max_rel_err"] = err;
+  tformer::bench::time_checked_row_op(state, op_name(which), err, run, 8.0 * static_cast<double>(rows * d));
 }
 
 void add(op which, std::int64_t d, std::int64_t rows, int threads) {

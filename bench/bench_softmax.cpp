@@ -76,21 +76,8 @@ void bm_softmax(benchmark::State& state, op which, std::int64_t n, footprint fp,
     reference_row(x.data() + r * n, static_cast<std::size_t>(n), which == op::log_softmax, ref);
     err = std::max(err, tformer::bench::max_rel_diff(out.data() + r * n, ref.data(), ref.size()));
   }
-  if (!(err <= 1e-5)) {
-    state.SkipWithError((std::string(op_name(which)) +
-                         " differs from the double reference: max |diff| / max |ref| = " + std::to_string(err))
-                            .c_str());
-    return;
-  }
-
-  for (auto _ : state) {
-    run();
-    benchmark::ClobberMemory();
-  }
-  state.counters["BYTES"] = benchmark::Counter(
-      8.0 * static_cast<double>(rows * n), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  tformer::bench::time_checked_row_op(state, op_name(which), err, run, 8.0 * static_cast<double>(rows * n));
   state.counters["rows"] = static_cast<double>(rows);
-  state.counters["max_rel_err"] = err;
 }
 
 void add(op which, std::int64_t n, footprint fp, int threads) {

@@ -43,6 +43,24 @@ inline double max_rel_diff(const float* a, const float* ref, std::size_t n) {
   return diff / std::max(scale, 1e-30);
 }
 
+/// Times run() when err (max |diff| / max |ref| against a double reference) is within 1e-5, else
+/// skips the case naming op; reports BYTES (bytes moved per call, as a rate) and max_rel_err.
+template <class Run>
+void time_checked_row_op(benchmark::State& state, const char* op, double err, Run&& run, double bytes) {
+  if (!(err <= 1e-5)) {
+    state.SkipWithError(
+        (std::string(op) + " differs from the double reference: max |diff| / max |ref| = " + std::to_string(err)).c_str());
+    return;
+  }
+  for (auto _ : state) {
+    run();
+    benchmark::ClobberMemory();
+  }
+  state.counters["BYTES"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["max_rel_err"] = err;
+}
+
 /// Context lines printed in every program's header (and in the JSON output).
 inline void add_common_context() {
   benchmark::AddCustomContext("tformer", version_string);
