@@ -1,13 +1,18 @@
 #include <tformer/core/tensor.hpp>
 
 #include <cstdint>
+#include <limits>
+#include <new>
+#include <string>
 
 #include "catch.hpp"
+#include "support.hpp"
 
 using tformer::shape;
 using tformer::shape_error;
 using tformer::tensor;
 using tformer::tensor_view;
+using tformer::test::thrown_message;
 
 TEST_CASE("tensor storage is 64-byte aligned and zero-initialized", "[tensor]") {
   for (std::int64_t n : {1, 3, 17, 1000}) {
@@ -17,18 +22,6 @@ TEST_CASE("tensor storage is 64-byte aligned and zero-initialized", "[tensor]") 
   }
   tensor<std::int8_t> b(shape{5});
   REQUIRE(reinterpret_cast<std::uintptr_t>(b.data()) % 64 == 0);
-}
-
-TEST_CASE("shape reports rank, extents and element count", "[shape]") {
-  shape s{2, 3, 4};
-  CHECK(s.rank() == 3);
-  CHECK(s.numel() == 24);
-  CHECK(s.dim(-1) == 4);
-  CHECK(s.to_string() == "[2, 3, 4]");
-  CHECK(shape{}.numel() == 1);
-  CHECK_THROWS_AS((shape{1, 2, 3, 4, 5}), shape_error);
-  CHECK_THROWS_AS((shape{2, -1}), shape_error);
-  CHECK_THROWS_AS(s.dim(3), shape_error);
 }
 
 TEST_CASE("views index, slice and reshape row-major data", "[tensor]") {
@@ -87,4 +80,32 @@ TEST_CASE("shape errors name the operation and both shapes", "[tensor]") {
     CHECK(msg.find("[2, 3]") != std::string::npos);
     CHECK(msg.find("[4, 2]") != std::string::npos);
   }
+}
+
+TEST_CASE("a tensor's byte size must fit in int64_t", "[tensor]") {
+  constexpr std::int64_t two_62 = std::int64_t{1} << 62;
+  // 2^62 + 1 floats are 2^64 + 4 bytes, which wrapped to a 4-byte buffer before this check.
+  const std::string msg = thrown_message<shape_error>([] { tensor<float> t(shape{two_62 + 1}); });
+  CHECK(msg.find("[4611686018427387905]") != std::string::npos);
+  CHECK(msg.find("f32") != std::string::npos);
+  CHECK_THROWS_AS(tensor<float>(shape{two_62}), shape_error);                // 2^64 bytes
+  CHECK_THROWS_AS(tensor<std::int32_t>(shape{2, two_62 / 4}), shape_error);  // 2^63 bytes
+  CHECK_THROWS_AS(tensor<tformer::bf16>(shape{two_62, 1}), shape_error);     // 2^63 bytes
+
+  // Empty tensors count their nonzero extents too: their strides in bytes must fit.
+  CHECK_THROWS_AS(tensor<float>(shape{0, two_62}), shape_error);
+  tensor<float> e(shape{0, two_62 / 4});  // 2^62 bytes if it were full: fine, and empty
+  CHECK(e.numel() == 0);
+  CHECK(e.dim(1) == two_62 / 4);
+  tensor<float> z(shape{0, 4});
+  CHECK_THROWS_AS(z.reshape(shape{0, two_62}), shape_error);
+  CHECK(z.shape() == shape{0, 4});  // unchanged by the failed reshape
+}
+
+TEST_CASE("allocate_aligned refuses a byte count that overflows size_t", "[tensor]") {
+  constexpr std::size_t size_max = std::numeric_limits<std::size_t>::max();
+  // size_max / 4 + 1 floats are 2^64 bytes on a 64-bit machine: that wrapped to 0 before.
+  CHECK_THROWS_AS(tformer::allocate_aligned<float>(size_max / 4 + 1), std::bad_array_new_length);
+  CHECK_THROWS_AS(tformer::allocate_aligned<std::int32_t>(size_max), std::bad_array_new_length);
+  CHECK(tformer::allocate_aligned<float>(0) == nullptr);
 }

@@ -163,3 +163,19 @@ TEST_CASE("offset and size rules", "[safetensors]") {
                              std::vector<std::uint8_t>(8)),
                   {"'a'", "a hole"});
 }
+
+TEST_CASE("element and byte counts must fit in int64_t, counting nonzero extents", "[safetensors]") {
+  // 3 * 2^62 fits in 64 unsigned bits and the trailing 0 makes the entry 0 bytes, so an unsigned
+  // product accepts it; tformer's shape (and every view of it) could not count it.
+  const auto p = write_file("zero_extent_overflow",
+                            R"({"w":{"dtype":"F32","shape":[3,4611686018427387904,0],"data_offsets":[0,0]}})", {});
+  expect_rejected(p, {"'w'", "byte 8", "[3, 4611686018427387904, 0]", "overflows"});
+  // 2^61 F32 elements fit, their 2^63 bytes do not.
+  expect_rejected(write_file("zero_extent_bytes",
+                             R"({"w":{"dtype":"F32","shape":[2305843009213693952,0],"data_offsets":[0,0]}})", {}),
+                  {"'w'", "byte 8", "[2305843009213693952, 0]", "F32", "bytes"});
+  // At the limit: INT64_MAX one-byte elements (nonzero product), none stored, is a valid entry.
+  safetensors_file ok(write_file("zero_extent_limit",
+                                 R"({"w":{"dtype":"U8","shape":[0,9223372036854775807],"data_offsets":[0,0]}})", {}));
+  CHECK(ok.at("w").shape.size() == 2);
+}

@@ -1,4 +1,8 @@
 // Runtime shapes: rank 0..4, row-major, with the helpers that shape checks use in messages.
+//
+// A shape never holds more than INT64_MAX elements counting only its nonzero extents, so no
+// element count, stride or sub-view count derived from it can overflow int64_t (a zero extent
+// does not excuse [3, 2^62, 0]: a running product passes INT64_MAX before reaching the zero).
 #pragma once
 
 #include <array>
@@ -13,6 +17,19 @@ namespace tformer {
 /// @brief Largest tensor rank.
 inline constexpr int max_rank = 4;
 
+namespace detail {
+/// @brief out = unit * (product of the nonzero extents in [first, last)), or false when that
+/// passes INT64_MAX. Every step is checked, so no intermediate product overflows.
+/// Extents must be >= 0 and unit >= 1.
+inline constexpr bool nonzero_extent_product(const std::int64_t* first, const std::int64_t* last, std::int64_t unit,
+                                             std::int64_t& out) noexcept {
+  out = unit;
+  for (; first != last; ++first)
+    if (*first != 0 && __builtin_mul_overflow(out, *first, &out)) return false;
+  return true;
+}
+}  // namespace detail
+
 /// @brief Extents of a tensor, outermost first. Sizes are runtime data.
 class shape {
  public:
@@ -24,6 +41,10 @@ class shape {
       if (e < 0) throw shape_error("tformer: negative extent " + std::to_string(e) + " in a shape");
       dims_[static_cast<std::size_t>(rank_++)] = e;
     }
+    std::int64_t count = 0;
+    if (!detail::nonzero_extent_product(dims_.data(), dims_.data() + rank_, 1, count))
+      throw shape_error("tformer: shape " + to_string() +
+                        " has too many elements: the product of its nonzero extents overflows INT64_MAX");
   }
   constexpr int rank() const noexcept { return rank_; }
   constexpr std::int64_t operator[](int i) const noexcept { return dims_[static_cast<std::size_t>(i)]; }
@@ -34,6 +55,7 @@ class shape {
       throw shape_error("tformer: dimension " + std::to_string(i) + " out of range for shape " + to_string());
     return dims_[static_cast<std::size_t>(j)];
   }
+  /// @brief Element count; cannot overflow (the constructor bounds the nonzero extents' product).
   constexpr std::int64_t numel() const noexcept {
     std::int64_t n = 1;
     for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];

@@ -29,7 +29,7 @@ class tensor_view {
 
   /// @brief Contiguous row-major view of data with the given extents.
   tensor_view(T* data, const tformer::shape& s) noexcept : data_(data), rank_(s.rank()) {
-    index stride = 1;
+    index stride = 1;  // a product of trailing extents: shape bounds it by INT64_MAX
     for (int i = rank_ - 1; i >= 0; --i) {
       ext_[u(i)] = s[i];
       str_[u(i)] = stride;
@@ -180,14 +180,16 @@ class tensor {
   tensor() = default;
   /// @brief Zero-initialized tensor of the given shape.
   explicit tensor(const tformer::shape& s) : tensor(s, T{}) {}
-  /// @brief Tensor of the given shape filled with value.
-  tensor(const tformer::shape& s, T value) : shape_(s), data_(allocate_aligned<T>(static_cast<std::size_t>(s.numel()))) {
+  /// @brief Tensor of the given shape filled with value; throws shape_error when its size in
+  /// bytes (counting nonzero extents) passes INT64_MAX.
+  tensor(const tformer::shape& s, T value)
+      : shape_(checked(s)), data_(allocate_aligned<T>(static_cast<std::size_t>(s.numel()))) {
     std::fill_n(data_.get(), s.numel(), value);
   }
   /// @brief A contiguous copy of any view.
   static tensor copy_of(tensor_view<const T> v) {
     tensor t;
-    t.shape_ = v.shape();
+    t.shape_ = checked(v.shape());
     t.data_ = allocate_aligned<T>(static_cast<std::size_t>(v.numel()));
     if (v.rank() == 0) {
       if (v.data()) t.data_[0] = *v.data();
@@ -237,10 +239,23 @@ class tensor {
   /// @brief Changes the shape in place; the element count must not change.
   void reshape(const tformer::shape& s) {
     view().reshape(s);  // validates
-    shape_ = s;
+    shape_ = checked(s);
   }
 
  private:
+  // s, once its size in bytes, sizeof(T) times the product of its nonzero extents, is known to
+  // fit in int64_t (so byte offsets of every view fit too, even of an empty tensor).
+  static tformer::shape checked(const tformer::shape& s) {
+    std::array<index, max_rank> extents{};
+    for (int i = 0; i < s.rank(); ++i) extents[static_cast<std::size_t>(i)] = s[i];
+    index bytes = 0;
+    const auto unit = static_cast<index>(sizeof(T));
+    if (!detail::nonzero_extent_product(extents.data(), extents.data() + s.rank(), unit, bytes))
+      throw shape_error("tformer: a tensor of shape " + s.to_string() + " of " +
+                        std::string(tformer::name(dtype_of<T>)) + " would need more than INT64_MAX bytes");
+    return s;
+  }
+
   tformer::shape shape_;
   aligned_buffer<T> data_;
 };

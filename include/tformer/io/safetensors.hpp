@@ -5,8 +5,9 @@
 // Opening a file checks every rule of the format and throws io_error naming the file, the tensor
 // and the byte offset: a file shorter than 8 bytes, N > 100,000,000, a header running past the end
 // of the file, invalid JSON or a non-object header, duplicate names, unknown dtypes, malformed
-// shapes or offsets, end < begin, a byte count that overflows or differs from end - begin, holes
-// or overlaps between tensors, and a data buffer whose size is not the last tensor's end.
+// shapes or offsets, end < begin, an element or byte count past INT64_MAX (counting the nonzero
+// extents, as tformer::shape does), a byte count that differs from end - begin, holes or
+// overlaps between tensors, and a data buffer whose size is not the last tensor's end.
 #pragma once
 
 #include <algorithm>
@@ -258,17 +259,23 @@ class safetensors_file {
 
     const auto sh = value.find("shape");
     if (sh == value.end() || !sh->is_array()) fail_tensor(key, "missing or non-array \"shape\"");
-    std::uint64_t count = 1;
-    bool overflow = false;
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned()) fail_tensor(key, "shape entries must be non-negative integers, got " + d.dump());
       const auto extent = d.get<std::uint64_t>();
       if (extent > static_cast<std::uint64_t>(INT64_MAX)) fail_tensor(key, "extent " + d.dump() + " is too large");
       e.shape.push_back(static_cast<std::int64_t>(extent));
-      overflow = overflow || __builtin_mul_overflow(count, extent, &count);
     }
-    std::uint64_t nbytes = 0;
-    overflow = overflow || __builtin_mul_overflow(count, static_cast<std::uint64_t>(e.element_size), &nbytes);
+    // Elements and bytes are counted over the nonzero extents, in int64_t: [3, 2^62, 0] holds no
+    // bytes, but no tformer::shape (nor any view of its other dimensions) can count it.
+    const std::int64_t* first = e.shape.data();
+    const std::int64_t* last = first + e.shape.size();
+    std::int64_t count = 0, span = 0;
+    const bool count_fits = tformer::detail::nonzero_extent_product(first, last, 1, count);
+    const bool bytes_fit =
+        count_fits && tformer::detail::nonzero_extent_product(first, last, static_cast<std::int64_t>(e.element_size), span);
+    // The bytes actually stored: span, or 0 with a zero extent.
+    const bool has_zero = std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end();
+    const std::uint64_t nbytes = has_zero ? 0 : static_cast<std::uint64_t>(span);
 
     const auto off = value.find("data_offsets");
     if (off == value.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
@@ -278,7 +285,13 @@ class safetensors_file {
     e.end = (*off)[1].get<std::uint64_t>();
     if (e.end < e.begin)
       fail_tensor(key, "data_offsets end " + std::to_string(e.end) + " is before begin " + std::to_string(e.begin));
-    if (overflow) fail_tensor(key, "shape " + shape_string(e.shape) + " of " + e.dtype_name + " overflows 64 bits of bytes");
+    if (!count_fits)
+      fail_tensor(key, "shape " + shape_string(e.shape) +
+                           " has too many elements: the product of its nonzero extents overflows INT64_MAX");
+    if (!bytes_fit)
+      fail_tensor(key, "shape " + shape_string(e.shape) + " of " + e.dtype_name +
+                           " overflows INT64_MAX bytes (the product of its nonzero extents times " +
+                           std::to_string(e.element_size) + ")");
     if (nbytes != e.end - e.begin)
       fail_tensor(key, "shape " + shape_string(e.shape) + " of " + e.dtype_name + " needs " + std::to_string(nbytes) +
                            " bytes but data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
