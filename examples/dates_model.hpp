@@ -40,6 +40,13 @@ inline nlohmann::json read_json(const std::string& path) {
   }
 }
 
+/// One line's answer from bundle::try_normalize: its normalized date, or why it cannot be read.
+struct line_result {
+  std::string date;   // YYYY-MM-DD (whatever the model wrote); empty for a bad line
+  std::string error;  // empty for a good line, else the reason: "empty", "... not in the vocabulary", ...
+  bool ok() const { return error.empty(); }
+};
+
 /// The model with its vocabulary and settings.
 struct bundle {
   nlohmann::json config;
@@ -79,29 +86,55 @@ struct bundle {
     return o;
   }
 
-  /// The normalized date of every line (value_error for an empty or too long line or an unknown
-  /// character, naming the line).
+  /// The source tokens of one line; value_error with the bare reason (no line number) when the
+  /// model cannot read it: empty, longer than max_source_length, or a character outside the vocabulary.
+  std::vector<std::int32_t> encode(const std::string& line) const {
+    if (line.empty()) throw value_error("empty");
+    auto ids = vocab.encode(line);  // value_error for an unknown character or invalid UTF-8
+    const std::int64_t max_source = config.at("max_source_length");
+    if (static_cast<std::int64_t>(ids.size()) > max_source)
+      throw value_error(std::to_string(ids.size()) + " characters; the model reads at most " +
+                        std::to_string(max_source));
+    return ids;
+  }
+
+  /// The normalized date of every line; value_error "line N: why" for the first line the model
+  /// cannot read (see encode), before anything is decoded.
   template <generate::logits_processor Processor = generate::no_processing>
   std::vector<std::string> normalize(const std::vector<std::string>& lines, const generate::options& o,
                                      const Processor& proc = {}) const {
-    const std::int64_t max_source = config.at("max_source_length");
     std::vector<std::vector<std::int32_t>> sources;
     for (std::size_t i = 0; i < lines.size(); ++i) {
-      const std::string where = "line " + std::to_string(i + 1);
-      if (lines[i].empty()) throw value_error(where + " is empty");
-      std::vector<std::int32_t> ids;
       try {
-        ids = vocab.encode(lines[i]);
+        sources.push_back(encode(lines[i]));
       } catch (const value_error& e) {
-        throw value_error(where + ": " + e.what());
+        throw value_error("line " + std::to_string(i + 1) + ": " + e.what());
       }
-      if (static_cast<std::int64_t>(ids.size()) > max_source)
-        throw value_error(where + " has " + std::to_string(ids.size()) + " characters; the model reads at most " +
-                          std::to_string(max_source));
-      sources.push_back(std::move(ids));
     }
     std::vector<std::string> out;
     for (const auto& hyps : generate::run(*net, sources, o, proc)) out.push_back(vocab.decode(hyps.front().tokens));
+    return out;
+  }
+
+  /// One answer per line, in order: the good lines are decoded together in one batch, a bad line
+  /// gets its reason (see encode) instead of a date. Bad options still throw (generate::run's
+  /// value_error), even when no line is good.
+  template <generate::logits_processor Processor = generate::no_processing>
+  std::vector<line_result> try_normalize(const std::vector<std::string>& lines, const generate::options& o,
+                                         const Processor& proc = {}) const {
+    std::vector<line_result> out(lines.size());
+    std::vector<std::vector<std::int32_t>> sources;  // the good lines' tokens
+    std::vector<std::size_t> good;                   // and their indices in lines
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      try {
+        sources.push_back(encode(lines[i]));
+        good.push_back(i);
+      } catch (const value_error& e) {
+        out[i].error = e.what();
+      }
+    }
+    const auto hyps = generate::run(*net, sources, o, proc);
+    for (std::size_t k = 0; k < good.size(); ++k) out[good[k]].date = vocab.decode(hyps[k].front().tokens);
     return out;
   }
 };

@@ -1,6 +1,6 @@
 // The bundled date model (examples/data/dates): on the held-out set written by
 // tools/train_dates.py, greedy and 4-beam outputs equal PyTorch's for every example; bad inputs
-// and bad model files raise typed errors.
+// and bad model files raise typed errors; try_normalize answers the good lines of a batch with bad ones.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -58,7 +58,7 @@ TEST_CASE("the bundled model decodes the held-out set exactly as PyTorch does", 
 TEST_CASE("bad inputs to the date model raise value_error naming the line", "[examples][dates][errors]") {
   const auto model = dates::bundle::load(model_dir);
   const auto o = model.options();
-  CHECK(test::thrown_message<value_error>([&] { model.normalize({"5 March 2024", ""}, o); }).find("line 2 is empty") !=
+  CHECK(test::thrown_message<value_error>([&] { model.normalize({"5 March 2024", ""}, o); }).find("line 2: empty") !=
         std::string::npos);
   CHECK(test::thrown_message<value_error>([&] { model.normalize({std::string(500, '1')}, o); }).find("at most") !=
         std::string::npos);
@@ -67,6 +67,37 @@ TEST_CASE("bad inputs to the date model raise value_error naming the line", "[ex
   auto zero = o;
   zero.num_beams = 0;
   CHECK_THROWS_AS(model.normalize({"5 March 2024"}, zero), value_error);
+}
+
+TEST_CASE("try_normalize answers every good line and gives each bad line its reason", "[examples][dates][errors]") {
+  const auto model = dates::bundle::load(model_dir);
+  const auto o = model.options();
+  const std::vector<std::string> lines = {"Tuesday, March 5th 2024", "", "5 März 2024", std::string(500, '1'),
+                                          "31.12.1999"};
+  const auto out = model.try_normalize(lines, o);
+  REQUIRE(out.size() == lines.size());
+  CHECK(out[0].ok());
+  CHECK(out[0].date == "2024-03-05");
+  CHECK(out[4].ok());
+  CHECK(out[4].date == "1999-12-31");
+  for (std::size_t i : {1, 2, 3}) {
+    INFO("line " << i + 1);
+    CHECK_FALSE(out[i].ok());
+    CHECK(out[i].date.empty());
+  }
+  CHECK(out[1].error == "empty");
+  CHECK(out[2].error.find("not in the vocabulary") != std::string::npos);
+  CHECK(out[3].error.find("at most") != std::string::npos);
+  // the good lines decode as they do in a batch of their own
+  CHECK(model.normalize({lines[0], lines[4]}, o) == std::vector<std::string>{out[0].date, out[4].date});
+  // only bad lines: no decoding, but bad options still throw
+  const auto bad = model.try_normalize({""}, o);
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].error == "empty");
+  auto zero = o;
+  zero.num_beams = 0;
+  CHECK_THROWS_AS(model.try_normalize({""}, zero), value_error);
+  CHECK(model.try_normalize({}, o).empty());
 }
 
 TEST_CASE("a missing or corrupt model file raises io_error", "[examples][dates][errors]") {
