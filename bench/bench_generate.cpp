@@ -39,7 +39,7 @@ void BM_gpt2_decode_step(benchmark::State& state) {
   const std::int64_t batch = state.range(0), context = state.range(1);
   set_num_threads(static_cast<int>(state.range(2)));
   const auto& model = gpt2_small();
-  auto cache = model.make_cache(batch, context + 1);
+  auto cache = model.make_state(batch, context + 1);
   tensor<std::int32_t> prompt(shape{batch, context});
   for (std::int64_t i = 0; i < prompt.numel(); ++i) prompt.data()[i] = static_cast<std::int32_t>((i * 7919) % 50257);
   (void)model.forward(prompt, {}, &cache);  // fill the cache

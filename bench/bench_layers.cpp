@@ -58,9 +58,8 @@ void BM_llama_decode(benchmark::State& state) {
   c.rope = nn::rotary{};
   nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<nn::rotary>, nn::gated_mlp<simd::act::silu>> layer(c);
   nn::init_random(layer, 3);
-  auto cache = layer.self_attn.make_cache(1, context + 1);
-  bench::fill_uniform(cache.k.data(), static_cast<std::size_t>(cache.k.numel()), 4);
-  bench::fill_uniform(cache.v.data(), static_cast<std::size_t>(cache.v.numel()), 5);
+  auto cache = layer.make_state(1, context + 1);
+  cache.append(bench::random_tensor(shape{1, context, KV, hd}, 4), bench::random_tensor(shape{1, context, KV, hd}, 5));
   tensor<std::int32_t> start(shape{1}, static_cast<std::int32_t>(context)), one(shape{1}, 1);
   const auto x0 = bench::random_tensor(shape{1, 1, d}, 6);
   auto x = x0;

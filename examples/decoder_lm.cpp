@@ -46,7 +46,7 @@ template <class Model>
 void continue_greedily(const char* name, Model& model, int new_tokens) {
   nn::init_random(model, 7);
   const std::vector<std::int32_t> prompt = {1, 42, 7, 300, 12};
-  auto cache = model.make_cache(1, 64);
+  auto cache = model.make_state(1, 64);
   tensor<std::int32_t> ids(shape{1, static_cast<std::int64_t>(prompt.size())});
   for (std::size_t i = 0; i < prompt.size(); ++i) ids(0, static_cast<std::int64_t>(i)) = prompt[i];
   std::printf("%s (%lld parameters): prompt", name, static_cast<long long>(nn::count_parameters(model)));

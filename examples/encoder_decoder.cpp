@@ -20,7 +20,7 @@ struct vaswani_spec {
 struct t5_spec {
   using encoder_layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
   using decoder_layer = nn::cross_decoder_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
-  using attention_bias = models::t5_relative;
+  using attention_bias = nn::t5_relative_bias;
   using final_norm = nn::rms_norm;
 };
 
@@ -42,7 +42,7 @@ void translate(const char* name, Model& model) {
   for (std::int64_t i = 0; i < 10; ++i) src.data()[i] = static_cast<std::int32_t>(3 + (i * 37) % 400);
   src_len(0) = 5, src_len(1) = 3;
   const models::encoded source = model.encode(src, src_len);  // once per source
-  auto cache = model.make_cache(2, 16);
+  auto cache = model.make_state(2, 16);
   tensor<std::int32_t> next(shape{2, 1}, 0);  // start token 0
   std::printf("%s: decoded", name);
   for (int step = 0; step < 8; ++step) {

@@ -26,7 +26,7 @@ struct llama_spec {
 struct t5_spec {
   using encoder_layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
   using decoder_layer = nn::cross_decoder_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<>, nn::gated_mlp<simd::act::gelu_tanh>>;
-  using attention_bias = models::t5_relative;
+  using attention_bias = nn::t5_relative_bias;
   using final_norm = nn::rms_norm;
 };
 

@@ -12,6 +12,7 @@
 #include "core/parallel.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
+#include "core/workspace.hpp"
 
 // simd: kernels on raw rows, templated on the xsimd architecture
 #include "simd/activation.hpp"
@@ -20,30 +21,50 @@
 #include "simd/reduce.hpp"
 #include "simd/softmax.hpp"
 
+// quant: weight formats (tag types), packed matrices, the registry of formats by name
+#include "quant/bf16.hpp"
+#include "quant/f16.hpp"
+#include "quant/f32.hpp"
+#include "quant/format.hpp"
+#include "quant/formats.hpp"
+#include "quant/matrix.hpp"
+
 // ops: free functions on tensor views
 #include "ops/attention.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/gather.hpp"
 #include "ops/matmul.hpp"
 #include "ops/norm.hpp"
 #include "ops/reduce.hpp"
 #include "ops/softmax.hpp"
 
-// nn: blocks that own weights
+// nn: blocks that own weights, and the per-layer states of incremental decoding
+#include "nn/alibi.hpp"
 #include "nn/attention.hpp"
+#include "nn/attention_bias.hpp"
+#include "nn/attention_config.hpp"
 #include "nn/embedding.hpp"
 #include "nn/feed_forward.hpp"
+#include "nn/kv_cache.hpp"
 #include "nn/layers.hpp"
 #include "nn/linear.hpp"
 #include "nn/norm.hpp"
 #include "nn/parameters.hpp"
 #include "nn/positions.hpp"
+#include "nn/residual.hpp"
+#include "nn/rotary.hpp"
+#include "nn/state.hpp"
+#include "nn/t5_relative_bias.hpp"
 
-// models: encoders, decoders, encoder-decoders, heads
+// models: encoders, decoders, encoder-decoders, heads; configs, specs and states
+#include "models/config.hpp"
 #include "models/decoder.hpp"
 #include "models/encoder.hpp"
 #include "models/encoder_decoder.hpp"
 #include "models/heads.hpp"
 #include "models/spec.hpp"
+#include "models/stack.hpp"
+#include "models/state.hpp"
 
 // generate: decoding strategies and logits processors
 #include "generate/processors.hpp"

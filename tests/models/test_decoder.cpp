@@ -34,7 +34,7 @@ void check_incremental(Model& model, const test::fixture& fx) {
   const auto lengths = fx.i32("lengths");
   const std::int64_t B = ids.dim(0), S = ids.dim(1), V = model.config.vocab;
   const auto full = model.forward(ids, lengths);
-  auto cache = model.make_cache(B, S);
+  auto cache = model.make_state(B, S);
   for (std::int64_t s = 0; s < S; ++s) {
     tensor<std::int32_t> step(shape{B, 1}), n(shape{B});
     for (std::int64_t b = 0; b < B; ++b) {
@@ -49,7 +49,7 @@ void check_incremental(Model& model, const test::fixture& fx) {
     }
   }
   // a prompt of two tokens, then steps: prefill and decode mix
-  auto cache2 = model.make_cache(B, S);
+  auto cache2 = model.make_state(B, S);
   tensor<std::int32_t> prompt(shape{B, 2}), plen(shape{B});
   for (std::int64_t b = 0; b < B; ++b) {
     prompt(b, 0) = ids(b, 0);
@@ -109,7 +109,7 @@ TEST_CASE("decoder bad input: too long for the cache, wrong batch", "[models][er
   test::fixture fx("hf_gpt2");
   models::decoder_lm<gpt2_spec> gpt2(gpt2_config(fx.config));
   nn::init_random(gpt2, 1);
-  auto cache = gpt2.make_cache(1, 4);
+  auto cache = gpt2.make_state(1, 4);
   tensor<std::int32_t> ids(shape{1, 5}, 3);
   CHECK_THROWS_AS(gpt2.forward(ids, {}, &cache), value_error);
   tensor<std::int32_t> ids2(shape{2, 1}, 3);

@@ -64,7 +64,7 @@ TEST_CASE("T5 matches Hugging Face T5ForConditionalGeneration", "[models][parity
 
   // incremental decoding: one target token per step through the cache, cross K/V from encode()
   const std::int64_t B = dec_ids.dim(0), T = dec_ids.dim(1), V = t5.config.vocab;
-  auto cache = t5.make_cache(B, T);
+  auto cache = t5.make_state(B, T);
   for (std::int64_t s = 0; s < T; ++s) {
     tensor<std::int32_t> step(shape{B, 1}), n(shape{B});
     for (std::int64_t b = 0; b < B; ++b) {
@@ -94,7 +94,7 @@ TEST_CASE("original Transformer (sinusoidal, Post-LN, ReLU) decodes incrementall
   src_len(0) = 6, src_len(1) = 3, tgt_len(0) = 5, tgt_len(1) = 2;
   const auto source = model.encode(src, src_len);
   const auto full = model.decode(tgt, source, tgt_len);
-  auto cache = model.make_cache(2, 5);
+  auto cache = model.make_state(2, 5);
   for (std::int64_t s = 0; s < 5; ++s) {
     tensor<std::int32_t> step(shape{2, 1}), n(shape{2});
     for (std::int64_t b = 0; b < 2; ++b) {

@@ -29,7 +29,7 @@ TEST_CASE("cross-attention with padding matches nn.MultiheadAttention", "[attent
   nn::multi_head_attention<> mha(nn::attention_config{.d_model = 16, .heads = 4});
   io::load_safetensors(mha, fx.model, io::torch_multihead_attention());
   const auto q = fx.f32("q");
-  nn::kv_cache_layer memory;
+  nn::cross_kv memory;
   mha.project_kv(fx.f32("memory"), memory);
   tensor<float> y(q.shape());
   mha.forward_cross(q, y, memory, fx.i32("lengths"));
@@ -50,7 +50,7 @@ TEST_CASE("self-attention through a KV cache, one token at a time, equals one fu
   tensor<float> full(x.shape());
   mha.forward(x, full, nn::sequence_info{lengths, {}}, causal);
 
-  auto cache = mha.make_cache(3, 8);
+  auto cache = mha.make_state(3, 8);
   tensor<std::int32_t> start(shape{3}), one(shape{3});
   for (std::int64_t s = 0; s < 7; ++s) {
     tensor<float> step(shape{3, 1, 16}), out(shape{3, 1, 16});
@@ -74,14 +74,14 @@ TEST_CASE("attention configurations that cannot work are rejected by name", "[at
     FAIL("expected value_error");
   } catch (const value_error& e) {
     const std::string msg = e.what();
-    CHECK(msg.find("multi_head_attention") != std::string::npos);
+    CHECK(msg.find("attention") != std::string::npos);
     CHECK(msg.find("kv_heads (4)") != std::string::npos);
     CHECK(msg.find("heads (6)") != std::string::npos);
   }
   nn::multi_head_attention<> mha(nn::attention_config{.d_model = 16, .heads = 4});
   tensor<float> x(shape{2, 3, 12}), y(shape{2, 3, 16});
   CHECK_THROWS_AS(mha.forward(x, y, {}), shape_error);
-  auto cache = mha.make_cache(2, 2);
+  auto cache = mha.make_state(2, 2);
   tensor<float> x3(shape{2, 3, 16});
   CHECK_THROWS_AS(mha.forward(x3, y, {}, {}, &cache), value_error);  // 3 tokens into a cache of 2
 }

@@ -16,7 +16,7 @@ std::vector<double> affine(const nn::linear<>& l, const std::vector<double>& x) 
   std::vector<double> y(static_cast<std::size_t>(l.out_features()));
   for (std::int64_t o = 0; o < l.out_features(); ++o) {
     double s = l.has_bias() ? l.bias(o) : 0.0;
-    for (std::int64_t i = 0; i < l.in_features(); ++i) s += static_cast<double>(l.weight(o, i)) * x[static_cast<std::size_t>(i)];
+    for (std::int64_t i = 0; i < l.in_features(); ++i) s += static_cast<double>(l.weight.view()(o, i)) * x[static_cast<std::size_t>(i)];
     y[static_cast<std::size_t>(o)] = s;
   }
   return y;

@@ -177,6 +177,54 @@ TEST_CASE("attention reads a strided KV cache and applies a bias hook", "[attent
   for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(out.data()[i] - ref[i]) <= 2e-6 + 2e-6 * std::fabs(ref[i]));
 }
 
+TEST_CASE("attention reads keys from a position range and from a ring buffer", "[attention][state]") {
+  const std::int64_t B = 2, Hq = 4, Hkv = 2, D = 8, R = 40, Sq = 3;
+  const std::int64_t L[B] = {100, 57};  // positions held per sequence: [L - R, L) in a ring of R slots
+  auto full_k = random_tensor(shape{B, 100, Hkv, D}, 51), full_v = random_tensor(shape{B, 100, Hkv, D}, 52);
+  auto q = random_tensor(shape{B, Sq, Hq, D}, 53);
+  tensor<float> ring_k(shape{B, R, Hkv, D}, 9.0f), ring_v(shape{B, R, Hkv, D}, 9.0f);
+  tensor<std::int32_t> begin(shape{B}), end(shape{B}), qstart(shape{B});
+  for (std::int64_t b = 0; b < B; ++b) {
+    begin(b) = static_cast<std::int32_t>(L[b] - R), end(b) = static_cast<std::int32_t>(L[b]);
+    qstart(b) = static_cast<std::int32_t>(L[b] - Sq);
+    for (std::int64_t p = L[b] - R; p < L[b]; ++p)
+      for (std::int64_t h = 0; h < Hkv; ++h)
+        for (std::int64_t c = 0; c < D; ++c) {
+          ring_k(b, p % R, h, c) = full_k(b, p, h, c);
+          ring_v(b, p % R, h, c) = full_v(b, p, h, c);
+        }
+  }
+  for (std::int64_t window : {std::int64_t{30}, std::int64_t{38}}) {  // every visible key is in the ring
+    attention_mask m;
+    m.causal = true;
+    m.window = window;
+    m.query_start = qstart;
+    m.key_lengths = end;
+    const auto ref = reference(q, full_k, full_v, m, 1.0 / std::sqrt(8.0), nullptr);
+    m.key_begin = begin;
+    m.ring = R;
+    tensor<float> out(shape{B, Sq, Hq, D});
+    tformer::ops::attention(q, ring_k, ring_v, out, m, std::nullopt, tformer::ops::no_bias{}, {2, 16});  // tiles wrap
+    for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(out.data()[i] - ref[i]) <= 2e-6 + 2e-6 * std::fabs(ref[i]));
+  }
+  // a position range in a linear layout: keys [10, 40) equal a pass over those keys alone
+  attention_mask m;
+  m.causal = true;
+  tensor<std::int32_t> b10(shape{B}, 10), e40(shape{B}, 40), q37(shape{B}, 37), q27(shape{B}, 27);
+  m.key_begin = b10, m.key_lengths = e40, m.query_start = q37;
+  tensor<float> out(shape{B, Sq, Hq, D});
+  tformer::ops::attention(q, full_k, full_v, out, m);
+  attention_mask shifted;
+  shifted.causal = true;
+  shifted.query_start = q27;
+  auto k30 = tensor<float>::copy_of(full_k.view().slice(1, 10, 40)), v30 = tensor<float>::copy_of(full_v.view().slice(1, 10, 40));
+  const auto ref = reference(q, k30, v30, shifted, 1.0 / std::sqrt(8.0), nullptr);
+  for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(out.data()[i] - ref[i]) <= 2e-6 + 2e-6 * std::fabs(ref[i]));
+  // a ring that cannot hold the range is refused
+  m.ring = 20;
+  CHECK_THROWS_AS(tformer::ops::attention(q, ring_k, ring_v, out, m), tformer::value_error);
+}
+
 TEST_CASE("attention gives identical bits for any thread count", "[attention][parallel]") {
   tformer::test::thread_guard guard;
   auto q = random_tensor(shape{2, 100, 4, 32}, 5), k = random_tensor(shape{2, 100, 2, 32}, 6), v = random_tensor(shape{2, 100, 2, 32}, 7);

@@ -1,8 +1,13 @@
 // Threading: one loop primitive (parallel_for) and one place to set the thread count.
 // Work is split by item, never by thread, so results do not depend on the thread count.
+//
+// Thread safety: set_num_threads may be called at any time from any thread (the count is an
+// atomic); a loop that has started keeps the count it read. Several user threads may run tformer
+// loops at once (each OpenMP-enabled loop forms its own team).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -19,22 +24,22 @@
 namespace tformer {
 
 namespace detail {
-inline int& thread_setting() noexcept {
-  static int threads = 0;  // 0 = not set: use the OpenMP default / hardware concurrency
+inline std::atomic<int>& thread_setting() noexcept {
+  static std::atomic<int> threads{0};  // 0 = not set: use the OpenMP default / hardware concurrency
   return threads;
 }
 }  // namespace detail
 
-/// @brief Sets the number of threads tformer uses (>= 1). Not meant to race with running work.
+/// @brief Sets the number of threads tformer uses (>= 1); loops started afterwards use it.
 inline void set_num_threads(int n) {
   if (n < 1) throw value_error("tformer::set_num_threads: thread count must be >= 1, got " + std::to_string(n));
-  detail::thread_setting() = n;
+  detail::thread_setting().store(n, std::memory_order_relaxed);
 }
 
 /// @brief Threads tformer uses: the value given to set_num_threads, else OpenMP's default
 /// (OMP_NUM_THREADS), else 1 when built without OpenMP.
 inline int num_threads() noexcept {
-  const int n = detail::thread_setting();
+  const int n = detail::thread_setting().load(std::memory_order_relaxed);
   if (n > 0) return n;
 #if TFORMER_HAS_OPENMP
   return omp_get_max_threads();
@@ -47,25 +52,36 @@ inline int num_threads() noexcept {
 /// saves: waking a thread takes microseconds, and far longer when the cores are busy.
 inline constexpr std::int64_t parallel_grain = std::int64_t{1} << 15;
 
-/// @brief Calls body(i) for every i in [0, n), spread over up to num_threads() threads.
-/// cost_per_item estimates one item's work (elements touched or multiply-adds); small loops run
-/// on fewer threads, tiny ones on the caller alone. Items must be independent of each other, so
-/// the result never depends on how many threads ran. The first exception thrown by a body is
-/// rethrown on the calling thread after the loop (the remaining items may or may not run).
-template <class F>
-void parallel_for(std::int64_t n, F&& body, std::int64_t cost_per_item = parallel_grain) {
-  if (n <= 0) return;
+/// @brief How many threads a loop of n items costing cost_per_item each will use (>= 1). Kernels
+/// that need per-thread scratch take this many slices before calling parallel_for_slots.
+inline int loop_threads(std::int64_t n, std::int64_t cost_per_item = parallel_grain) noexcept {
 #if TFORMER_HAS_OPENMP
+  if (n <= 1 || omp_in_parallel()) return 1;
   const std::int64_t total = n * std::max<std::int64_t>(cost_per_item, 1);
   const std::int64_t useful = std::max<std::int64_t>(1, total / parallel_grain);
-  const int threads = static_cast<int>(std::min<std::int64_t>({num_threads(), n, useful}));
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({num_threads(), n, useful})));
+#else
+  (void)n;
+  (void)cost_per_item;
+  return 1;
+#endif
+}
+
+/// @brief Calls body(i, slot) for every i in [0, n) on up to `threads` threads (from
+/// loop_threads); slot in [0, threads) names the running thread, so body may use scratch slice
+/// `slot`. Items must be independent. The first exception thrown by a body is rethrown on the
+/// calling thread after the loop (the remaining items may or may not run).
+template <class F>
+void parallel_for_slots(int threads, std::int64_t n, F&& body) {
+  if (n <= 0) return;
+#if TFORMER_HAS_OPENMP
   if (threads > 1 && !omp_in_parallel()) {
     std::exception_ptr failure;
     std::once_flag failed;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (std::int64_t i = 0; i < n; ++i) {
       try {
-        body(i);
+        body(i, omp_get_thread_num());
       } catch (...) {
         std::call_once(failed, [&] { failure = std::current_exception(); });
       }
@@ -74,9 +90,19 @@ void parallel_for(std::int64_t n, F&& body, std::int64_t cost_per_item = paralle
     return;
   }
 #else
-  (void)cost_per_item;
+  (void)threads;
 #endif
-  for (std::int64_t i = 0; i < n; ++i) body(i);
+  for (std::int64_t i = 0; i < n; ++i) body(i, 0);
+}
+
+/// @brief Calls body(i) for every i in [0, n), spread over up to num_threads() threads.
+/// cost_per_item estimates one item's work (elements touched or multiply-adds); small loops run
+/// on fewer threads, tiny ones on the caller alone. Items must be independent of each other, so
+/// the result never depends on how many threads ran. The first exception thrown by a body is
+/// rethrown on the calling thread after the loop (the remaining items may or may not run).
+template <class F>
+void parallel_for(std::int64_t n, F&& body, std::int64_t cost_per_item = parallel_grain) {
+  parallel_for_slots(loop_threads(n, cost_per_item), n, [&](std::int64_t i, int) { body(i); });
 }
 
 }  // namespace tformer

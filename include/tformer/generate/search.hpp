@@ -30,6 +30,7 @@
 #include "../models/decoder.hpp"
 #include "../models/encoder_decoder.hpp"
 #include "../nn/parameters.hpp"
+#include "../ops/gather.hpp"
 #include "processors.hpp"
 
 namespace tformer::generate {
@@ -74,9 +75,9 @@ struct no_callback {
 namespace detail {
 
 template <class M>
-concept decoder_only = requires(const M& m, tensor_view<const std::int32_t> ids, models::kv_cache* c) {
-  m.forward(ids, ids, c);
-  m.make_cache(1, 1);
+concept decoder_only = requires(const M& m, tensor_view<const std::int32_t> ids, typename M::state_type* s) {
+  m.forward(ids, ids, s);
+  m.make_state(1, 1);
 };
 template <class M>
 concept seq2seq = requires(const M& m, tensor_view<const std::int32_t> ids, const models::encoded& e) {
@@ -118,8 +119,8 @@ class lm_state {
   lm_state(const Model& m, const std::vector<std::vector<std::int32_t>>& prompts, std::int64_t max_new) : model_(m) {
     tensor<std::int32_t> ids, lengths;
     pack(prompts, ids, lengths, "prompt");
-    cache_ = m.make_cache(ids.dim(0), ids.dim(1) + max_new);
-    const tensor<float> logits = m.forward(ids, lengths, &cache_);  // [B, L, V]
+    state_ = m.make_state(ids.dim(0), ids.dim(1) + max_new);
+    const tensor<float> logits = m.forward(ids, lengths, &state_);  // [B, L, V]
     std::vector<std::int64_t> last(prompts.size());
     for (std::size_t b = 0; b < prompts.size(); ++b) last[b] = lengths(static_cast<std::int64_t>(b)) - 1;
     first_ = last_rows(logits, last);
@@ -128,24 +129,24 @@ class lm_state {
     if (group > 1) {
       std::vector<std::int64_t> rows;
       for (std::int64_t b = 0; b < first_.dim(0); ++b) rows.insert(rows.end(), static_cast<std::size_t>(group), b);
-      cache_.select(rows);
-      return models::detail::gather_rows(first_, rows);
+      state_.select(rows);
+      return ops::gather_rows<float>(first_, rows);
     }
     return std::move(first_);
   }
   tensor<float> step(const std::vector<std::int32_t>& tokens) {
     tensor<std::int32_t> ids(shape{static_cast<std::int64_t>(tokens.size()), 1});
     std::copy(tokens.begin(), tokens.end(), ids.data());
-    tensor<float> logits = model_.forward(ids, {}, &cache_);  // [R, 1, V]
+    tensor<float> logits = model_.forward(ids, {}, &state_);  // [R, 1, V]
     logits.reshape(shape{ids.dim(0), logits.dim(2)});
     return logits;
   }
-  void keep_rows(std::span<const std::int64_t> rows) { cache_.select(rows); }
+  void keep_rows(std::span<const std::int64_t> rows) { state_.select(rows); }
   void keep_sources(std::span<const std::int64_t>) {}
 
  private:
   const Model& model_;
-  models::kv_cache cache_;
+  typename Model::state_type state_;
   tensor<float> first_;
 };
 
@@ -161,17 +162,17 @@ class seq2seq_state {
     source_ = m.encode(ids, lengths);
   }
   tensor<float> start(std::int64_t group) {
-    cache_ = model_.make_cache(source_.batch() * group, max_new_ + 1);
+    state_ = model_.make_state(source_.batch() * group, max_new_ + 1);
     return step(std::vector<std::int32_t>(static_cast<std::size_t>(source_.batch() * group), start_id_));
   }
   tensor<float> step(const std::vector<std::int32_t>& tokens) {
     tensor<std::int32_t> ids(shape{static_cast<std::int64_t>(tokens.size()), 1});
     std::copy(tokens.begin(), tokens.end(), ids.data());
-    tensor<float> logits = model_.decode(ids, source_, {}, &cache_);  // [R, 1, V]
+    tensor<float> logits = model_.decode(ids, source_, {}, &state_);  // [R, 1, V]
     logits.reshape(shape{ids.dim(0), logits.dim(2)});
     return logits;
   }
-  void keep_rows(std::span<const std::int64_t> rows) { cache_.select(rows); }
+  void keep_rows(std::span<const std::int64_t> rows) { state_.select(rows); }
   void keep_sources(std::span<const std::int64_t> sources) { source_.select(sources); }
 
  private:
@@ -179,7 +180,7 @@ class seq2seq_state {
   std::int64_t max_new_;
   std::int32_t start_id_;
   models::encoded source_;
-  models::kv_cache cache_;
+  typename Model::state_type state_;
 };
 
 inline bool is_eos(const options& o, std::int32_t t) {

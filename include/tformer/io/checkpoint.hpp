@@ -4,7 +4,14 @@
 // A name map is a list of rules "tformer pattern -> checkpoint pattern", where {i} stands for a
 // layer number, plus an optional transform: transpose a 2-D tensor (GPT-2's Conv1D stores
 // [in, out]) and/or take chunk c of n equal parts along dimension 0 (fused QKV projections).
-// Loading reports every missing, extra and mis-shaped tensor by name in one io_error.
+// Loading reports every missing, extra, mis-shaped and unreadable tensor by name in one io_error.
+//
+// Weights in a format (quant::matrix<F>) load the file's bytes as they are when the file holds
+// that format (a safetensors dtype equal to F::file_dtype, or a packed format tformer wrote, named
+// in the "tformer.formats" metadata entry) and the rule has no transform; otherwise the tensor is
+// read as float (dequantized if packed), transformed, and quantized to F. Saving writes what each
+// parameter stores: float formats under their dtype, packed formats as U8 [rows, row bytes] named
+// in "tformer.formats" ({"tensor": {"format": "q8_0", "shape": [rows, cols]}, ...}).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -23,6 +31,8 @@
 #include "../core/error.hpp"
 #include "../core/half.hpp"
 #include "../core/tensor.hpp"
+#include "../quant/formats.hpp"
+#include "../quant/matrix.hpp"
 #include "safetensors.hpp"
 
 namespace tformer::io {
@@ -102,15 +112,64 @@ class name_map {
   std::vector<std::regex> ignored_;
 };
 
+/// @brief The metadata key under which tformer names the packed formats of a file's tensors.
+inline constexpr const char* formats_metadata_key = "tformer.formats";
+
 namespace detail {
 
+// A tensor stored in a packed format: its format name and logical [rows, cols].
+struct packed_entry {
+  std::string format;
+  std::int64_t rows = 0, cols = 0;
+};
+
+// The packed tensors a file names in its "tformer.formats" metadata (io_error when malformed).
+inline std::map<std::string, packed_entry> packed_entries(const safetensors_file& f) {
+  std::map<std::string, packed_entry> out;
+  const auto it = f.metadata().find(formats_metadata_key);
+  if (it == f.metadata().end()) return out;
+  try {
+    const auto j = nlohmann::json::parse(it->second);
+    for (const auto& [name, v] : j.items()) {
+      out.emplace(name, packed_entry{v.at("format").get<std::string>(), v.at("shape").at(0).get<std::int64_t>(),
+                                     v.at("shape").at(1).get<std::int64_t>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error("tformer: '" + f.path() + "': metadata entry \"" + formats_metadata_key + "\" is malformed: " + e.what());
+  }
+  return out;
+}
+
+// The raw tensor as float: dequantized when it is packed.
+inline tensor<float> read_float(const safetensors_file& f, const std::string& name,
+                                const std::map<std::string, packed_entry>& packed) {
+  const auto p = packed.find(name);
+  if (p == packed.end()) return f.load<float>(name);
+  if (!quant::is_known_format(p->second.format))
+    throw io_error("tformer: '" + f.path() + "': tensor '" + name + "' is in format '" + p->second.format +
+                   "', which this program cannot convert (load it into a parameter of that format)");
+  tensor<float> t;
+  quant::visit_format(p->second.format, [&](auto fmt) {
+    using F = decltype(fmt);
+    const auto& e = f.at(name);
+    if (p->second.rows < 0 || p->second.cols < 0 || p->second.cols % F::block_size != 0 ||
+        e.shape != std::vector<std::int64_t>{p->second.rows, quant::row_bytes<F>(p->second.cols)} || e.dtype_name != "U8")
+      throw io_error("tformer: '" + f.path() + "': packed tensor '" + name + "' (" + F::name + ", [" +
+                     std::to_string(p->second.rows) + ", " + std::to_string(p->second.cols) +
+                     "]) must be stored as U8 [rows, row bytes]");
+    quant::matrix<F> m(p->second.rows, p->second.cols);
+    if (m.size_bytes() > 0) std::memcpy(m.data(), f.bytes(e).data(), m.size_bytes());
+    t = m.to_float();
+  });
+  return t;
+}
+
 // The source tensor as float after its transform.
-inline tensor<float> read_source(const safetensors_file& f, const source& s) {
-  tensor<float> t = f.load<float>(s.name);
+inline tensor<float> read_source(const safetensors_file& f, const source& s, const std::map<std::string, packed_entry>& packed) {
+  tensor<float> t = read_float(f, s.name, packed);
   if (s.transpose) {
     if (t.rank() != 2)
-      throw shape_error("tformer: checkpoint tensor '" + s.name + "' " + t.shape().to_string() +
-                        " cannot be transposed: it is not 2-D");
+      throw shape_error("checkpoint tensor '" + s.name + "' " + t.shape().to_string() + " cannot be transposed: it is not 2-D");
     tensor<float> tt(shape{t.dim(1), t.dim(0)});
     for (std::int64_t i = 0; i < t.dim(0); ++i)
       for (std::int64_t j = 0; j < t.dim(1); ++j) tt(j, i) = t(i, j);
@@ -118,7 +177,7 @@ inline tensor<float> read_source(const safetensors_file& f, const source& s) {
   }
   if (s.chunks > 1) {
     if (t.rank() < 1 || t.dim(0) % s.chunks != 0)
-      throw shape_error("tformer: checkpoint tensor '" + s.name + "' " + t.shape().to_string() + " does not split into " +
+      throw shape_error("checkpoint tensor '" + s.name + "' " + t.shape().to_string() + " does not split into " +
                         std::to_string(s.chunks) + " equal parts along dimension 0");
     const std::int64_t part = t.dim(0) / s.chunks;
     t = tensor<float>::copy_of(t.view().slice(0, s.chunk * part, (s.chunk + 1) * part));
@@ -126,40 +185,87 @@ inline tensor<float> read_source(const safetensors_file& f, const source& s) {
   return t;
 }
 
+// True when f holds tensor `name` in F's own bytes (copied as they are when no transform applies).
+template <quant::weight_format F>
+bool holds_native(const safetensors_entry& e, const std::map<std::string, packed_entry>& packed) {
+  const auto p = packed.find(e.name);
+  if (p != packed.end()) return p->second.format == F::name;
+  if constexpr (quant::file_dtype_format<F>)
+    return e.dtype_name == F::file_dtype;
+  else
+    return false;
+}
+
 }  // namespace detail
 
 /// @brief Loads every parameter of model m from f through map. Throws io_error listing every
-/// parameter without a rule or tensor, every tensor of the wrong shape, and every checkpoint
-/// tensor neither used nor ignored. Returns the number of parameters loaded.
+/// parameter without a rule or tensor, every tensor of the wrong shape or that cannot be read or
+/// transformed, and every checkpoint tensor neither used nor ignored. Returns the number of
+/// parameters loaded.
 template <class M>
 std::int64_t load_safetensors(M& m, const safetensors_file& f, const name_map& map) {
   std::vector<std::string> problems;
   std::set<std::string> used;
   std::int64_t loaded = 0;
+  const auto packed = detail::packed_entries(f);
   m.visit(
       [&](const std::string& name, auto& param) {
-        using T = typename std::remove_reference_t<decltype(param)>::value_type;
+        using P = std::remove_reference_t<decltype(param)>;
         const auto src = map.resolve(name);
         if (!src) {
           problems.push_back("parameter '" + name + "' has no rule in the name map");
           return;
         }
-        if (!f.find(src->name)) {
+        const auto* entry = f.find(src->name);
+        if (!entry) {
           problems.push_back("missing tensor '" + src->name + "' (for parameter '" + name + "')");
           return;
         }
         used.insert(src->name);
-        tensor<float> t = detail::read_source(f, *src);
-        if (!(t.shape() == param.shape())) {
-          problems.push_back("tensor '" + src->name + "' has shape " + t.shape().to_string() + " but parameter '" + name +
-                             "' needs " + param.shape().to_string());
-          return;
+        try {
+          if constexpr (quant::is_matrix<P>) {
+            using F = typename P::format;
+            const auto p = packed.find(src->name);
+            const bool transformed = src->transpose || src->chunks > 1;
+            if (!transformed && detail::holds_native<F>(*entry, packed)) {
+              const shape stored = p != packed.end() ? shape{p->second.rows, p->second.cols}
+                                   : entry->shape.size() == 2 ? shape{entry->shape[0], entry->shape[1]}
+                                                              : shape{};
+              if (!(stored == param.shape())) {
+                problems.push_back("tensor '" + src->name + "' has shape " + stored.to_string() + " but parameter '" + name +
+                                   "' needs " + param.shape().to_string());
+                return;
+              }
+              const auto bytes = f.bytes(*entry);
+              if (bytes.size() != param.size_bytes()) {
+                problems.push_back("tensor '" + src->name + "' holds " + std::to_string(bytes.size()) + " bytes but " +
+                                   F::name + " parameter '" + name + "' needs " + std::to_string(param.size_bytes()));
+                return;
+              }
+              if (!bytes.empty()) std::memcpy(param.data(), bytes.data(), bytes.size());
+              ++loaded;
+              return;
+            }
+          }
+          tensor<float> t = detail::read_source(f, *src, packed);
+          if (!(t.shape() == param.shape())) {
+            problems.push_back("tensor '" + src->name + "' has shape " + t.shape().to_string() + " but parameter '" + name +
+                               "' needs " + param.shape().to_string());
+            return;
+          }
+          if constexpr (quant::is_matrix<P>) {
+            param.quantize_from(t);
+          } else {
+            using T = typename P::value_type;
+            if constexpr (std::is_same_v<T, float>)
+              std::copy_n(t.data(), t.numel(), param.data());
+            else
+              convert(t.data(), param.data(), static_cast<std::size_t>(t.numel()));
+          }
+          ++loaded;
+        } catch (const error& e) {
+          problems.push_back(std::string("tensor '") + src->name + "' (for parameter '" + name + "'): " + e.what());
         }
-        if constexpr (std::is_same_v<T, float>)
-          std::copy_n(t.data(), t.numel(), param.data());
-        else
-          convert(t.data(), param.data(), static_cast<std::size_t>(t.numel()));
-        ++loaded;
       },
       "");
   for (const auto& e : f.entries())
@@ -180,24 +286,43 @@ name_map identity_map(M& m) {
   return map;
 }
 
-/// @brief Writes every parameter of m to path under tformer's names (F32, or BF16 for bf16 storage).
+/// @brief Writes every parameter of m to path under tformer's names, each as it is stored: float
+/// tensors and float formats under their dtype (F32, F16, BF16), packed formats as U8 bytes named
+/// in the "tformer.formats" metadata (see the file comment).
 template <class M>
 void save_safetensors(M& m, const std::filesystem::path& path) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  nlohmann::ordered_json formats = nlohmann::ordered_json::object();
   std::vector<std::pair<const std::byte*, std::size_t>> blobs;
   std::uint64_t offset = 0;
+  auto add = [&](const std::string& name, const char* dtype, std::vector<std::int64_t> dims, const std::byte* data,
+                 std::size_t bytes) {
+    header[name] = {{"dtype", dtype}, {"shape", dims}, {"data_offsets", {offset, offset + bytes}}};
+    blobs.emplace_back(data, bytes);
+    offset += bytes;
+  };
   m.visit(
       [&](const std::string& name, auto& t) {
-        using T = typename std::remove_reference_t<decltype(t)>::value_type;
-        static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "save_safetensors: f32 or bf16 parameters");
-        const std::size_t bytes = static_cast<std::size_t>(t.numel()) * sizeof(T);
-        std::vector<std::int64_t> dims;
-        for (int i = 0; i < t.rank(); ++i) dims.push_back(t.dim(i));
-        header[name] = {{"dtype", std::is_same_v<T, float> ? "F32" : "BF16"}, {"shape", dims}, {"data_offsets", {offset, offset + bytes}}};
-        blobs.emplace_back(reinterpret_cast<const std::byte*>(t.data()), bytes);
-        offset += bytes;
+        using P = std::remove_reference_t<decltype(t)>;
+        if constexpr (quant::is_matrix<P>) {
+          using F = typename P::format;
+          if constexpr (quant::file_dtype_format<F>) {
+            add(name, F::file_dtype, {t.rows(), t.cols()}, t.data(), t.size_bytes());
+          } else {
+            add(name, "U8", {t.rows(), t.row_bytes()}, t.data(), t.size_bytes());
+            formats[name] = {{"format", F::name}, {"shape", {t.rows(), t.cols()}}};
+          }
+        } else {
+          using T = typename P::value_type;
+          static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "save_safetensors: f32 or bf16 tensors");
+          std::vector<std::int64_t> dims;
+          for (int i = 0; i < t.rank(); ++i) dims.push_back(t.dim(i));
+          add(name, std::is_same_v<T, float> ? "F32" : "BF16", dims, reinterpret_cast<const std::byte*>(t.data()),
+              static_cast<std::size_t>(t.numel()) * sizeof(T));
+        }
       },
       "");
+  if (!formats.empty()) header["__metadata__"] = {{formats_metadata_key, formats.dump()}};
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

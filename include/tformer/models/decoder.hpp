@@ -1,14 +1,18 @@
 // Decoder-only causal language model (GPT-2, Llama families): embeddings, causal self-attention
-// layers with a KV cache, final norm, LM head (tied to the embeddings or its own weights).
+// layers with per-layer states for incremental decoding, final norm, LM head (tied to the
+// embeddings or its own weights).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
 #include "../nn/linear.hpp"
+#include "config.hpp"
 #include "spec.hpp"
 #include "stack.hpp"
+#include "state.hpp"
 
 namespace tformer::models {
 
@@ -17,59 +21,64 @@ template <class Spec>
 class decoder_lm {
  public:
   using traits = spec_traits<Spec>;
-  using layer_type = typename Spec::layer;
-  static_assert(self_attention_layer<layer_type>, "Spec::layer must be a self-attention layer (nn::transformer_layer or "
-                                                  "nn::parallel_layer)");
+  using layers_type = typename traits::template stack_layers<typename spec_layer<Spec>::type>;
+  using stack_type = layer_stack<layers_type, typename traits::attention_bias, typename traits::final_norm>;
+  using state_type = model_state<typename stack_type::state_type>;
+  using embedder_type = embedder<typename traits::positions, typename traits::embed_norm, typename traits::embedding_weights>;
+  using head_type = nn::linear<typename traits::head_weights>;
 
-  explicit decoder_lm(const model_config& c)
-      : config(c), embed(c), stack(c, c.layers, /*bidirectional=*/false) {
-    if constexpr (!traits::tie_embeddings) lm_head = nn::linear<>(c.d_model(), c.vocab, false);
+  explicit decoder_lm(const model_config& c) : config(c) {
+    check_layers(layers_type{});
+    detail::build_checked("decoder_lm", c, [&] {
+      embed = embedder_type(c);
+      stack = stack_type(c, c.layers, /*bidirectional=*/false, &traits::template layer_kind<layers_type::count>);
+      if constexpr (!traits::tie_embeddings) lm_head = head_type(c.d_model(), c.vocab, false);
+    });
   }
 
-  /// @brief An empty KV cache for batch sequences of up to capacity tokens.
-  kv_cache make_cache(std::int64_t batch, std::int64_t capacity) const {
-    kv_cache c;
-    for (const auto& l : stack.layers) c.layers.push_back(l.self_attn.make_cache(batch, capacity));
-    c.lengths = tensor<std::int32_t>(shape{batch});
-    return c;
+  /// @brief An empty state for batch sequences of up to capacity tokens.
+  state_type make_state(std::int64_t batch, std::int64_t capacity) const {
+    return state_type(stack.make_states(batch, capacity), batch);
   }
 
   /// @brief Logits [B, S, vocab] of ids [B, S] (sequence b: lengths[b] real tokens, then padding).
-  /// With a cache, the tokens continue each cached sequence and are appended to the cache.
+  /// With a state, the tokens continue each sequence of the state and are appended to it.
   tensor<float> forward(tensor_view<const std::int32_t> ids, tensor_view<const std::int32_t> lengths = {},
-                        kv_cache* cache = nullptr, ops::attention_mask mask = causal()) const {
+                        state_type* state = nullptr, ops::attention_mask mask = causal()) const {
     detail::check_ids("decoder_lm", ids);
-    const std::int64_t B = ids.dim(0), S = ids.dim(1);
-    if (cache && cache->batch() != B)
-      throw shape_error("tformer::models::decoder_lm: the KV cache is for batch " + std::to_string(cache->batch()) +
-                        ", the ids are for batch " + std::to_string(B));
-    tensor<float> x(shape{B, S, config.d_model()});  // [B, S, d]
-    tensor_view<const std::int32_t> start = cache ? tensor_view<const std::int32_t>(cache->lengths) : tensor_view<const std::int32_t>();
-    embed.forward(ids, start, x);
-    forward_hidden(x, lengths, cache, mask);
-    tensor<float> logits(shape{B, S, config.vocab});  // [B, S, vocab]
-    head(x, logits);
+    tensor<float> logits(shape{ids.dim(0), ids.dim(1), config.vocab});  // [B, S, vocab]
+    workspace own;
+    run(ids, lengths, state, logits, mask, state ? state->scratch : own);
     return logits;
   }
 
-  /// @brief Layers and final norm over embeddings x [B, S, d] in place (advances the cache).
-  void forward_hidden(tensor_view<float> x, tensor_view<const std::int32_t> lengths = {}, kv_cache* cache = nullptr,
+  /// @brief forward() into logits [B, S, vocab]: with the same shapes as the previous call on this
+  /// state, it allocates no memory (the state's workspace holds every temporary).
+  void forward(tensor_view<const std::int32_t> ids, tensor_view<const std::int32_t> lengths, state_type& state,
+               tensor_view<float> logits, ops::attention_mask mask = causal()) const {
+    run(ids, lengths, &state, logits, mask, state.scratch);
+  }
+
+  /// @brief Layers and final norm over embeddings x [B, S, d] in place (advances the state).
+  void forward_hidden(tensor_view<float> x, tensor_view<const std::int32_t> lengths = {}, state_type* state = nullptr,
                       ops::attention_mask mask = causal()) const {
     const std::int64_t B = x.dim(0), S = x.dim(1);
     detail::check_lengths("decoder_lm", lengths, B, S);
-    tensor_view<const std::int32_t> start = cache ? tensor_view<const std::int32_t>(cache->lengths) : tensor_view<const std::int32_t>();
-    stack.forward(x, nn::sequence_info{lengths, start}, mask, cache);
-    if (cache)
-      for (std::int64_t b = 0; b < B; ++b) cache->lengths(b) += static_cast<std::int32_t>(lengths.data() ? lengths(b) : S);
+    check_state(state, B);
+    const nn::sequence_info seq{lengths, state ? tensor_view<const std::int32_t>(state->lengths) : tensor_view<const std::int32_t>(),
+                                state ? &state->scratch : nullptr};
+    stack.forward(x, seq, mask, state ? &state->layers : nullptr);
+    if (state)
+      for (std::int64_t b = 0; b < B; ++b) state->lengths(b) += static_cast<std::int32_t>(lengths.data() ? lengths(b) : S);
   }
 
   /// @brief logits [..., vocab] = hidden [..., d] times the head (tied: the embedding table).
-  void head(tensor_view<const float> hidden, tensor_view<float> logits) const {
+  void head(tensor_view<const float> hidden, tensor_view<float> logits, workspace* ws = nullptr) const {
     if constexpr (traits::tie_embeddings) {
       const shape h2{hidden.rows(), config.d_model()}, l2{logits.rows(), config.vocab};
-      ops::linear(hidden.reshape(h2), embed.tokens.weight, logits.reshape(l2));
+      ops::linear(hidden.reshape(h2), embed.tokens.weight, logits.reshape(l2), {}, ws);
     } else {
-      lm_head.forward(hidden, logits);
+      lm_head.forward(hidden, logits, ws);
     }
   }
 
@@ -88,9 +97,38 @@ class decoder_lm {
   }
 
   model_config config;
-  embedder<typename traits::positions, typename traits::embed_norm> embed;
-  layer_stack<layer_type, typename traits::attention_bias, typename traits::final_norm> stack;
-  nn::linear<> lm_head;  // [vocab, d], unused when tied
+  embedder_type embed;
+  stack_type stack;
+  head_type lm_head;  // [vocab, d], unused when tied
+
+ private:
+  template <class... L>
+  static void check_layers(layer_types<L...>) {
+    static_assert((self_attention_layer<L> && ...), "Spec::layer(s) must be self-attention layers (nn::transformer_layer or "
+                                                    "nn::parallel_layer)");
+  }
+  void check_state(const state_type* state, std::int64_t B) const {
+    if (state && state->batch() != B)
+      throw shape_error("tformer::models::decoder_lm: the state is for batch " + std::to_string(state->batch()) +
+                        ", the ids are for batch " + std::to_string(B));
+  }
+  void run(tensor_view<const std::int32_t> ids, tensor_view<const std::int32_t> lengths, state_type* state,
+           tensor_view<float> logits, const ops::attention_mask& mask, workspace& ws) const {
+    detail::check_ids("decoder_lm", ids);
+    const std::int64_t B = ids.dim(0), S = ids.dim(1);
+    detail::check_logits("decoder_lm", logits, B, S, config.vocab);
+    check_state(state, B);
+    const auto scope = ws.open();
+    const auto x = ws.take<float>(shape{B, S, config.d_model()});  // [B, S, d]
+    embed.forward(ids, state ? tensor_view<const std::int32_t>(state->lengths) : tensor_view<const std::int32_t>(), x);
+    if (state) {
+      forward_hidden(x, lengths, state, mask);
+    } else {
+      detail::check_lengths("decoder_lm", lengths, B, S);
+      stack.forward(x, nn::sequence_info{lengths, {}, &ws}, mask, nullptr);
+    }
+    head(x, logits, &ws);
+  }
 };
 
 }  // namespace tformer::models

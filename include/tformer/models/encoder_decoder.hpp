@@ -5,55 +5,58 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
 #include "../nn/linear.hpp"
+#include "../ops/gather.hpp"
+#include "config.hpp"
 #include "spec.hpp"
 #include "stack.hpp"
+#include "state.hpp"
 
 namespace tformer::models {
 
-/// @brief A layer usable in the decoder of an encoder-decoder.
-template <class L>
-concept cross_attention_layer = std::constructible_from<L, const nn::layer_config&> &&
-    requires(const L& l, tensor_view<const float> m, nn::kv_cache_layer& kv) { l.cross_attn.project_kv(m, kv); };
-
 /// @brief The encoder's result for a batch of sources.
 struct encoded {
-  tensor<float> hidden;                  // [B, S, d]
-  tensor<std::int32_t> lengths;          // [B] source lengths
-  std::vector<nn::kv_cache_layer> cross;  // per decoder layer: K/V [B, S, kv_heads, head_dim]
+  tensor<float> hidden;              // [B, S, d]
+  tensor<std::int32_t> lengths;      // [B] source lengths
+  std::vector<nn::cross_kv> cross;   // per decoder layer: K/V [B, S, kv_heads, head_dim]
   std::int64_t batch() const { return hidden.rank() == 3 ? hidden.dim(0) : 0; }
 
   /// @brief Keeps sources rows[i] as source i (e.g. drops the sources whose decoding ended).
   void select(std::span<const std::int64_t> rows) {
-    hidden = detail::gather_rows(hidden, rows);
-    lengths = detail::gather_rows(lengths, rows);
-    for (auto& c : cross) {
-      c.k = detail::gather_rows(c.k, rows);
-      c.v = detail::gather_rows(c.v, rows);
-    }
+    hidden = ops::gather_rows<float>(hidden, rows);
+    lengths = ops::gather_rows<std::int32_t>(lengths, rows);
+    for (auto& c : cross) c.select(rows);
   }
 };
 
-/// @brief Encoder-decoder transformer defined by a spec with encoder_layer and decoder_layer.
+/// @brief Encoder-decoder transformer defined by a spec with encoder_layer(s) and decoder_layer(s).
 template <class Spec>
 class encoder_decoder {
  public:
   using traits = spec_traits<Spec>;
-  using encoder_layer = typename Spec::encoder_layer;
-  using decoder_layer = typename Spec::decoder_layer;
-  static_assert(self_attention_layer<encoder_layer>, "Spec::encoder_layer must be a self-attention layer");
-  static_assert(cross_attention_layer<decoder_layer>, "Spec::decoder_layer must be an nn::cross_decoder_layer");
+  using encoder_layers = typename traits::template stack_layers<typename spec_side_layer<Spec, 0>::type>;
+  using decoder_layers = typename traits::template stack_layers<typename spec_side_layer<Spec, 1>::type>;
+  using encoder_stack = layer_stack<encoder_layers, typename traits::attention_bias, typename traits::final_norm>;
+  using decoder_stack = layer_stack<decoder_layers, typename traits::attention_bias, typename traits::final_norm>;
+  using state_type = model_state<typename decoder_stack::state_type>;
+  using embedder_type = embedder<typename traits::positions, typename traits::embed_norm, typename traits::embedding_weights>;
+  using head_type = nn::linear<typename traits::head_weights>;
 
-  explicit encoder_decoder(const model_config& c)
-      : config(c),
-        embed(c),
-        encoder(c, c.layers, /*bidirectional=*/true),
-        decoder(c, c.decoder_layers > 0 ? c.decoder_layers : c.layers, /*bidirectional=*/false) {
-    if constexpr (!traits::tie_embeddings) lm_head = nn::linear<>(c.d_model(), c.vocab, false);
+  explicit encoder_decoder(const model_config& c) : config(c) {
+    check_layers(encoder_layers{}, decoder_layers{});
+    detail::build_checked("encoder_decoder", c, [&] {
+      embed = embedder_type(c);
+      encoder = encoder_stack(c, c.layers, /*bidirectional=*/true, &traits::template layer_kind<encoder_layers::count>);
+      decoder = decoder_stack(c, c.decoder_layers > 0 ? c.decoder_layers : c.layers, /*bidirectional=*/false,
+                              &traits::template layer_kind<decoder_layers::count>);
+      if constexpr (!traits::tie_embeddings) lm_head = head_type(c.d_model(), c.vocab, false);
+    });
   }
 
   /// @brief Encodes source ids [B, S] (lengths[b] real tokens each).
@@ -72,64 +75,63 @@ class encoder_decoder {
     e.lengths = tensor<std::int32_t>(shape{B}, static_cast<std::int32_t>(S));
     if (lengths.data())
       for (std::int64_t b = 0; b < B; ++b) e.lengths(b) = lengths(b);
-    encoder.forward(x, nn::sequence_info{e.lengths, {}}, ops::attention_mask{}, nullptr);
-    for (const auto& l : decoder.layers) {
-      e.cross.emplace_back();
-      l.cross_attn.project_kv(x, e.cross.back());
-    }
+    workspace ws;
+    encoder.forward(x, nn::sequence_info{e.lengths, {}, &ws}, ops::attention_mask{}, nullptr);
+    e.cross.resize(decoder.layers.size());
+    decoder.for_each_layer([&](std::size_t i, const auto& l) { l.cross_attn.project_kv(x, e.cross[i]); });
     e.hidden = std::move(x);
     return e;
   }
 
-  /// @brief An empty self-attention cache for the decoder.
-  kv_cache make_cache(std::int64_t batch, std::int64_t capacity) const {
-    kv_cache c;
-    for (const auto& l : decoder.layers) c.layers.push_back(l.self_attn.make_cache(batch, capacity));
-    c.lengths = tensor<std::int32_t>(shape{batch});
-    return c;
+  /// @brief An empty self-attention state for the decoder.
+  state_type make_state(std::int64_t batch, std::int64_t capacity) const {
+    return state_type(decoder.make_states(batch, capacity), batch);
   }
 
   /// @brief Logits [B, T, vocab] of target ids [B, T] given the encoded sources. B may be a
   /// multiple g of the encoded batch: rows b*g .. b*g + g - 1 then all decode source b (beams share
   /// the source's cross-attention keys and values without copies).
   tensor<float> decode(tensor_view<const std::int32_t> ids, const encoded& source,
-                       tensor_view<const std::int32_t> lengths = {}, kv_cache* cache = nullptr) const {
+                       tensor_view<const std::int32_t> lengths = {}, state_type* state = nullptr) const {
     detail::check_ids("encoder_decoder", ids);
-    const std::int64_t B = ids.dim(0), T = ids.dim(1);
-    tensor<float> y(shape{B, T, config.d_model()});  // [B, T, d]
-    tensor_view<const std::int32_t> start = cache ? tensor_view<const std::int32_t>(cache->lengths) : tensor_view<const std::int32_t>();
-    embed.forward(ids, start, y);
-    decode_hidden(y, source, lengths, cache);
-    tensor<float> logits(shape{B, T, config.vocab});
-    if constexpr (traits::tie_embeddings) {
-      ops::linear(y.view().reshape(shape{B * T, config.d_model()}), embed.tokens.weight,
-                  logits.view().reshape(shape{B * T, config.vocab}));
-    } else {
-      lm_head.forward(y, logits);
-    }
+    tensor<float> logits(shape{ids.dim(0), ids.dim(1), config.vocab});  // [B, T, vocab]
+    workspace own;
+    run(ids, source, lengths, state, logits, state ? state->scratch : own);
     return logits;
+  }
+
+  /// @brief decode() into logits [B, T, vocab]: with the same shapes as the previous call on this
+  /// state, it allocates no memory (the state's workspace holds every temporary).
+  void decode(tensor_view<const std::int32_t> ids, const encoded& source, tensor_view<const std::int32_t> lengths,
+              state_type& state, tensor_view<float> logits) const {
+    run(ids, source, lengths, &state, logits, state.scratch);
   }
 
   /// @brief Decoder layers and final norm over target embeddings y [B, T, d] in place.
   void decode_hidden(tensor_view<float> y, const encoded& source, tensor_view<const std::int32_t> lengths = {},
-                     kv_cache* cache = nullptr) const {
+                     state_type* state = nullptr, workspace* ws = nullptr) const {
     const std::int64_t B = y.dim(0), T = y.dim(1);
     detail::check_lengths("encoder_decoder", lengths, B, T);
     if (source.batch() < 1 || B % source.batch() != 0)
       throw shape_error("tformer::models::encoder_decoder: the target batch " + std::to_string(B) +
                         " is not a multiple of the encoded batch " + std::to_string(source.batch()));
-    if (cache && cache->batch() != B)
-      throw shape_error("tformer::models::encoder_decoder: the KV cache is for batch " + std::to_string(cache->batch()));
-    tensor_view<const std::int32_t> start = cache ? tensor_view<const std::int32_t>(cache->lengths) : tensor_view<const std::int32_t>();
+    if (state && state->batch() != B)
+      throw shape_error("tformer::models::encoder_decoder: the state is for batch " + std::to_string(state->batch()) +
+                        ", the ids are for batch " + std::to_string(B));
+    if (source.cross.size() != decoder.layers.size())
+      throw shape_error("tformer::models::encoder_decoder: the encoded source has cross keys for " +
+                        std::to_string(source.cross.size()) + " layers, the decoder has " + std::to_string(decoder.layers.size()));
     ops::attention_mask mask;
     mask.causal = true;
     const tensor_view<const std::int32_t> src_lengths = source.lengths;
+    workspace_ref scratch(ws ? ws : state ? &state->scratch : nullptr);
+    const nn::sequence_info seq{lengths, state ? tensor_view<const std::int32_t>(state->lengths) : tensor_view<const std::int32_t>(),
+                                scratch.get()};
     decoder.forward(
-        y, nn::sequence_info{lengths, start}, mask, cache,
-        [&](std::size_t i) -> const nn::kv_cache_layer& { return source.cross[i]; },
-        [&](std::size_t) { return src_lengths; });
-    if (cache)
-      for (std::int64_t b = 0; b < B; ++b) cache->lengths(b) += static_cast<std::int32_t>(lengths.data() ? lengths(b) : T);
+        y, seq, mask, state ? &state->layers : nullptr,
+        [&](std::size_t i) -> const nn::cross_kv& { return source.cross[i]; }, [&](std::size_t) { return src_lengths; });
+    if (state)
+      for (std::int64_t b = 0; b < B; ++b) state->lengths(b) += static_cast<std::int32_t>(lengths.data() ? lengths(b) : T);
   }
 
   template <class V>
@@ -142,10 +144,35 @@ class encoder_decoder {
   }
 
   model_config config;
-  embedder<typename traits::positions, typename traits::embed_norm> embed;
-  layer_stack<encoder_layer, typename traits::attention_bias, typename traits::final_norm> encoder;
-  layer_stack<decoder_layer, typename traits::attention_bias, typename traits::final_norm> decoder;
-  nn::linear<> lm_head;  // [vocab, d], unused when tied
+  embedder_type embed;
+  encoder_stack encoder;
+  decoder_stack decoder;
+  head_type lm_head;  // [vocab, d], unused when tied
+
+ private:
+  template <class... E, class... D>
+  static void check_layers(layer_types<E...>, layer_types<D...>) {
+    static_assert((self_attention_layer<E> && ...), "Spec::encoder_layer(s) must be self-attention layers");
+    static_assert((cross_attention_layer<D> && ...), "Spec::decoder_layer(s) must be nn::cross_decoder_layer");
+  }
+  void run(tensor_view<const std::int32_t> ids, const encoded& source, tensor_view<const std::int32_t> lengths,
+           state_type* state, tensor_view<float> logits, workspace& ws) const {
+    detail::check_ids("encoder_decoder", ids);
+    const std::int64_t B = ids.dim(0), T = ids.dim(1);
+    detail::check_logits("encoder_decoder", logits, B, T, config.vocab);
+    if (state && state->batch() != B)
+      throw shape_error("tformer::models::encoder_decoder: the state is for batch " + std::to_string(state->batch()) +
+                        ", the ids are for batch " + std::to_string(B));
+    const auto scope = ws.open();
+    const auto y = ws.take<float>(shape{B, T, config.d_model()});  // [B, T, d]
+    embed.forward(ids, state ? tensor_view<const std::int32_t>(state->lengths) : tensor_view<const std::int32_t>(), y);
+    decode_hidden(y, source, lengths, state, &ws);
+    const shape y2{B * T, config.d_model()}, l2{B * T, config.vocab};
+    if constexpr (traits::tie_embeddings)
+      ops::linear(y.reshape(y2), embed.tokens.weight, logits.reshape(l2), {}, &ws);
+    else
+      lm_head.forward(y, logits, &ws);
+  }
 };
 
 }  // namespace tformer::models

@@ -1,4 +1,5 @@
-// Token embedding: a table [vocab, d] looked up by id; optionally shared with an output head.
+// Token embedding: a table [vocab, d] in a weight format, looked up by id; optionally shared with
+// the output head (which then multiplies by the same table, in the same format).
 #pragma once
 
 #include <cstdint>
@@ -7,16 +8,21 @@
 #include "../core/error.hpp"
 #include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
+#include "../quant/f32.hpp"
+#include "../quant/format.hpp"
+#include "../quant/matrix.hpp"
 
 namespace tformer::nn {
 
-/// @brief Lookup table [vocab, d] of token vectors.
+/// @brief Lookup table [vocab, d] of token vectors, stored in format F.
+template <quant::weight_format F = quant::f32>
 class embedding {
  public:
+  using format = F;
   embedding() = default;
-  embedding(std::int64_t vocab, std::int64_t d) : weight(shape{vocab, d}) {}
-  std::int64_t vocab() const { return weight.rank() == 2 ? weight.dim(0) : 0; }
-  std::int64_t dim() const { return weight.rank() == 2 ? weight.dim(1) : 0; }
+  embedding(std::int64_t vocab, std::int64_t d) : weight(vocab, d) {}
+  std::int64_t vocab() const { return weight.rows(); }
+  std::int64_t dim() const { return weight.cols(); }
 
   /// @brief out[b, s] = scale * weight[ids[b, s]]; ids [B, S] in [0, vocab), out [B, S, d].
   void forward(tensor_view<const std::int32_t> ids, tensor_view<float> out, float scale = 1.0f) const {
@@ -29,11 +35,13 @@ class embedding {
         if (ids(b, s) < 0 || ids(b, s) >= vocab())
           throw value_error("tformer::nn::embedding: token id " + std::to_string(ids(b, s)) + " at [" + std::to_string(b) +
                             ", " + std::to_string(s) + "] is outside the vocabulary [0, " + std::to_string(vocab()) + ")");
+    if (d > 1 && out.stride(2) != 1) throw shape_error("tformer::nn::embedding: rows of out must be contiguous");
     parallel_for(B * S, [&](std::int64_t i) {
       const std::int64_t b = i / S, s = i % S;
-      const float* src = weight.data() + static_cast<std::int64_t>(ids(b, s)) * d;
       float* dst = out.data() + b * out.stride(0) + s * out.stride(1);
-      for (std::int64_t c = 0; c < d; ++c) dst[c] = src[c] * scale;
+      F::dequantize_row(weight.row(ids(b, s)), dst, d);
+      if (scale != 1.0f)
+        for (std::int64_t c = 0; c < d; ++c) dst[c] *= scale;
     }, d);
   }
 
@@ -42,7 +50,7 @@ class embedding {
     v(prefix + "weight", weight);
   }
 
-  tensor<float> weight;  // [vocab, d]
+  quant::matrix<F> weight;  // [vocab, d] in format F
 };
 
 }  // namespace tformer::nn

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
 #include "../ops/elementwise.hpp"
 #include "../simd/activation.hpp"
 #include "linear.hpp"
@@ -21,22 +22,29 @@ struct ffn_config {
   bool bias = true;
 };
 
-/// @brief A feed-forward policy: out [..., d] = f(x [..., d]).
+/// @brief A feed-forward policy: out [..., d] = f(x [..., d]), temporaries from an optional workspace.
 template <class F>
-concept feed_forward = requires(const F& f, tensor_view<const float> x, tensor_view<float> y) { f.forward(x, y); };
+concept feed_forward = requires(const F& f, tensor_view<const float> x, tensor_view<float> y, workspace* ws) {
+  f.forward(x, y, ws);
+};
 
 /// @brief Two-layer MLP with activation Act: down(Act(up(x))).
-template <simd::activation Act, weight_format Format = f32_weights>
+template <simd::activation Act, quant::weight_format Format = quant::f32>
 class mlp {
  public:
+  using format = Format;
+  template <quant::weight_format G>
+  using with_weights = mlp<Act, G>;
   mlp() = default;
   explicit mlp(const ffn_config& c) : up(c.d_model, c.d_ff, c.bias), down(c.d_ff, c.d_model, c.bias) {}
   /// @brief out [..., d] = down(Act(up(x))); x, out contiguous.
-  void forward(tensor_view<const float> x, tensor_view<float> out) const {
-    tensor<float> h(hidden_shape(x, up.out_features()));  // h: [..., d_ff]
-    up.forward(x, h);
+  void forward(tensor_view<const float> x, tensor_view<float> out, workspace* ws = nullptr) const {
+    workspace_ref scratch(ws);
+    const auto scope = scratch->open();
+    const auto h = scratch->take<float>(hidden_shape(x, up.out_features()));  // [..., d_ff]
+    up.forward(x, h, scratch.get());
     ops::activate<Act>(h, h);
-    down.forward(h, out);
+    down.forward(h, out, scratch.get());
   }
   template <class V>
   void visit(V&& v, const std::string& prefix) {
@@ -57,20 +65,25 @@ class mlp {
 };
 
 /// @brief Gated MLP (GLU variants): down(Act(gate(x)) * up(x)).
-template <simd::activation Act, weight_format Format = f32_weights>
+template <simd::activation Act, quant::weight_format Format = quant::f32>
 class gated_mlp {
  public:
+  using format = Format;
+  template <quant::weight_format G>
+  using with_weights = gated_mlp<Act, G>;
   gated_mlp() = default;
   explicit gated_mlp(const ffn_config& c)
       : gate(c.d_model, c.d_ff, c.bias), up(c.d_model, c.d_ff, c.bias), down(c.d_ff, c.d_model, c.bias) {}
-  void forward(tensor_view<const float> x, tensor_view<float> out) const {
+  void forward(tensor_view<const float> x, tensor_view<float> out, workspace* ws = nullptr) const {
+    workspace_ref scratch(ws);
+    const auto scope = scratch->open();
     const shape hs = mlp<Act, Format>::hidden_shape(x, up.out_features());
-    tensor<float> g(hs), u(hs);  // [..., d_ff] each
-    gate.forward(x, g);
-    up.forward(x, u);
+    const auto g = scratch->take<float>(hs), u = scratch->take<float>(hs);  // [..., d_ff] each
+    gate.forward(x, g, scratch.get());
+    up.forward(x, u, scratch.get());
     ops::activate<Act>(g, g);
     ops::mul(g, u, g);
-    down.forward(g, out);
+    down.forward(g, out, scratch.get());
   }
   template <class V>
   void visit(V&& v, const std::string& prefix) {

@@ -1,14 +1,14 @@
-// Transformer layers: a sublayer f wrapped by a residual connection and norms placed by a policy.
+// Transformer layers: sublayers wrapped by residual connections with norms placed by a policy
+// (nn/residual.hpp). Layers (x: [B, S, d], updated in place):
 //
-//   post_ln:  x = N(alpha x + f(x))                       (original Transformer, BERT; DeepNet: alpha > 1)
-//   pre_ln:   x = alpha x + f(N(x))                       (GPT-2, Llama, T5)
-//   peri_ln:  x = alpha x + N_out(f(N_in(x)))             (Peri-LN)
-//
-// Layers (x: [B, S, d], updated in place):
 //   transformer_layer<Placement, Norm, Attention, FFN>   self-attention + FFN: encoder layers and
 //                                                         decoder-only layers (the mask decides)
 //   cross_decoder_layer<Placement, Norm, Attention, FFN>  self-attention + cross-attention + FFN
 //   parallel_layer<Norm, Attention, FFN>                  x + Attn(N(x)) + FFN(N(x))  (GPT-J, PaLM)
+//
+// Every layer names the state its self-attention keeps (state_type, make_state) and can be
+// re-instantiated with other weight formats for its attention and its feed-forward
+// (with_weights<AttentionFormat, FFNFormat>), which is how a model spec chooses formats per role.
 #pragma once
 
 #include <concepts>
@@ -16,65 +16,14 @@
 #include <string>
 
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
 #include "../ops/elementwise.hpp"
 #include "attention.hpp"
 #include "feed_forward.hpp"
 #include "norm.hpp"
+#include "residual.hpp"
 
 namespace tformer::nn {
-
-/// @brief Norm placement policies.
-struct post_ln {
-  static constexpr const char* name = "post_ln";
-};
-struct pre_ln {
-  static constexpr const char* name = "pre_ln";
-};
-struct peri_ln {
-  static constexpr const char* name = "peri_ln";
-};
-
-/// @brief One of post_ln, pre_ln, peri_ln.
-template <class P>
-concept norm_placement = std::same_as<P, post_ln> || std::same_as<P, pre_ln> || std::same_as<P, peri_ln>;
-
-/// @brief A residual connection around one sublayer, with its norm(s) placed by Placement.
-template <norm_placement Placement, norm Norm>
-class residual {
- public:
-  residual() = default;
-  residual(std::int64_t d, float eps, float alpha = 1.0f) : norm_in(d, eps), alpha(alpha) {
-    if constexpr (std::same_as<Placement, peri_ln>) norm_out = Norm(d, eps);
-  }
-
-  /// @brief x [B, S, d] <- the placement's formula around f(in, out) (both [B, S, d]).
-  template <class F>
-  void run(tensor_view<float> x, F&& f) const {
-    tensor<float> delta(x.shape());  // f's output: [B, S, d]
-    if constexpr (std::same_as<Placement, post_ln>) {
-      f(tensor_view<const float>(x), delta.view());
-      if (alpha != 1.0f) ops::scale(x, alpha, x);
-      norm_in.add_forward(x, delta, x);  // x = N(alpha x + delta)
-    } else {
-      tensor<float> normed(x.shape());  // N(x): [B, S, d]
-      norm_in.forward(x, normed);
-      f(tensor_view<const float>(normed), delta.view());
-      if constexpr (std::same_as<Placement, peri_ln>) norm_out.forward(delta, delta);
-      if (alpha != 1.0f) ops::scale(x, alpha, x);
-      ops::residual_add(x, delta);
-    }
-  }
-
-  template <class V>
-  void visit(V&& v, const std::string& prefix) {
-    norm_in.visit(v, prefix + "norm.");
-    if constexpr (std::same_as<Placement, peri_ln>) norm_out.visit(v, prefix + "out_norm.");
-  }
-
-  Norm norm_in;   // the norm of post_ln / pre_ln, the input norm of peri_ln
-  Norm norm_out;  // peri_ln only
-  float alpha = 1.0f;  // residual scale (DeepNet / Sub-LN style); 1 for the usual residual
-};
 
 /// @brief Sizes of a layer: its attention, its feed-forward, the norms' eps, the residual scale.
 struct layer_config {
@@ -93,13 +42,40 @@ Attn make_attention(const layer_config& c) {
   else
     return Attn(c.attention);
 }
+// FFN re-instantiated with format G (FFN policies without formats stay as they are).
+template <class FFN, class G>
+struct ffn_with {
+  using type = FFN;
+};
+template <class FFN, class G>
+  requires requires { typename FFN::template with_weights<G>; }
+struct ffn_with<FFN, G> {
+  using type = typename FFN::template with_weights<G>;
+};
+template <class FFN>
+struct ffn_format {
+  using type = quant::f32;
+};
+template <class FFN>
+  requires requires { typename FFN::format; }
+struct ffn_format<FFN> {
+  using type = typename FFN::format;
+};
 }  // namespace detail
 
 /// @brief Self-attention + feed-forward layer (encoder layer; decoder-only layer under a causal mask).
-template <norm_placement Placement, norm Norm, class Attention, feed_forward FFN>
+template <norm_placement Placement, norm Norm, attention_block Attention, feed_forward FFN>
 class transformer_layer {
  public:
   using attention_type = Attention;
+  using ffn_type = FFN;
+  using state_type = typename Attention::state_type;
+  using attention_format = typename Attention::format;
+  using ffn_format = typename detail::ffn_format<FFN>::type;
+  template <quant::weight_format FA, quant::weight_format FF>
+  using with_weights = transformer_layer<Placement, Norm, typename Attention::template with_weights<FA>,
+                                         typename detail::ffn_with<FFN, FF>::type>;
+
   transformer_layer() = default;
   explicit transformer_layer(const layer_config& c)
       : self_attn(detail::make_attention<Attention>(c)),
@@ -107,14 +83,19 @@ class transformer_layer {
         attn_residual(c.attention.d_model, c.norm_eps, c.residual_scale),
         ffn_residual(c.attention.d_model, c.norm_eps, c.residual_scale) {}
 
-  /// @brief x [B, S, d] in place. cache: this layer's KV cache for incremental decoding, or null.
+  /// @brief An empty state for incremental decoding (see nn/state.hpp).
+  state_type make_state(std::int64_t batch, std::int64_t capacity) const { return self_attn.make_state(batch, capacity); }
+
+  /// @brief x [B, S, d] in place. state: this layer's state for incremental decoding, or null.
   template <ops::attention_bias Bias = ops::no_bias>
   void forward(tensor_view<float> x, const sequence_info& seq, const ops::attention_mask& mask,
-               kv_cache_layer* cache = nullptr, const Bias& bias = {}) const {
-    attn_residual.run(x, [&](tensor_view<const float> in, tensor_view<float> out) {
-      self_attn.forward(in, out, seq, mask, cache, bias);
+               state_type* state = nullptr, const Bias& bias = {}) const {
+    attn_residual.run(x, seq.scratch, [&](tensor_view<const float> in, tensor_view<float> out) {
+      self_attn.forward(in, out, seq, mask, state, bias);
     });
-    ffn_residual.run(x, [&](tensor_view<const float> in, tensor_view<float> out) { ffn.forward(in, out); });
+    ffn_residual.run(x, seq.scratch, [&](tensor_view<const float> in, tensor_view<float> out) {
+      ffn.forward(in, out, seq.scratch);
+    });
   }
 
   template <class V>
@@ -131,10 +112,19 @@ class transformer_layer {
 };
 
 /// @brief Decoder layer of an encoder-decoder: causal self-attention, cross-attention, feed-forward.
-template <norm_placement Placement, norm Norm, class Attention, feed_forward FFN>
+template <norm_placement Placement, norm Norm, attention_block Attention, feed_forward FFN>
 class cross_decoder_layer {
  public:
   using attention_type = Attention;
+  using ffn_type = FFN;
+  using state_type = typename Attention::state_type;
+  using attention_format = typename Attention::format;
+  using ffn_format = typename detail::ffn_format<FFN>::type;
+  using cross_attention_type = multi_head_attention<no_rope, attention_format>;  // no positions across sequences
+  template <quant::weight_format FA, quant::weight_format FF>
+  using with_weights = cross_decoder_layer<Placement, Norm, typename Attention::template with_weights<FA>,
+                                           typename detail::ffn_with<FFN, FF>::type>;
+
   cross_decoder_layer() = default;
   explicit cross_decoder_layer(const layer_config& c)
       : self_attn(detail::make_attention<Attention>(c)),
@@ -144,17 +134,21 @@ class cross_decoder_layer {
         cross_residual(c.attention.d_model, c.norm_eps, c.residual_scale),
         ffn_residual(c.attention.d_model, c.norm_eps, c.residual_scale) {}
 
+  state_type make_state(std::int64_t batch, std::int64_t capacity) const { return self_attn.make_state(batch, capacity); }
+
   /// @brief x [B, T, d] in place; memory: cross K/V from cross_attn.project_kv.
   template <ops::attention_bias Bias = ops::no_bias>
-  void forward(tensor_view<float> x, const sequence_info& seq, const ops::attention_mask& mask, kv_cache_layer* cache,
-               const kv_cache_layer& memory, tensor_view<const std::int32_t> memory_lengths, const Bias& bias = {}) const {
-    self_residual.run(x, [&](tensor_view<const float> in, tensor_view<float> out) {
-      self_attn.forward(in, out, seq, mask, cache, bias);
+  void forward(tensor_view<float> x, const sequence_info& seq, const ops::attention_mask& mask, state_type* state,
+               const cross_kv& memory, tensor_view<const std::int32_t> memory_lengths, const Bias& bias = {}) const {
+    self_residual.run(x, seq.scratch, [&](tensor_view<const float> in, tensor_view<float> out) {
+      self_attn.forward(in, out, seq, mask, state, bias);
     });
-    cross_residual.run(x, [&](tensor_view<const float> in, tensor_view<float> out) {
-      cross_attn.forward_cross(in, out, memory, memory_lengths);
+    cross_residual.run(x, seq.scratch, [&](tensor_view<const float> in, tensor_view<float> out) {
+      cross_attn.forward_cross(in, out, memory, memory_lengths, ops::no_bias{}, seq.scratch);
     });
-    ffn_residual.run(x, [&](tensor_view<const float> in, tensor_view<float> out) { ffn.forward(in, out); });
+    ffn_residual.run(x, seq.scratch, [&](tensor_view<const float> in, tensor_view<float> out) {
+      ffn.forward(in, out, seq.scratch);
+    });
   }
 
   template <class V>
@@ -168,27 +162,43 @@ class cross_decoder_layer {
   }
 
   Attention self_attn;
-  multi_head_attention<no_rope, typename Attention::format> cross_attn;  // no positions across sequences
+  cross_attention_type cross_attn;
   FFN ffn;
   residual<Placement, Norm> self_residual, cross_residual, ffn_residual;
 };
 
 /// @brief Parallel layer: x + Attn(N(x)) + FFN(N(x)) with one shared norm (GPT-J, PaLM).
-template <norm Norm, class Attention, feed_forward FFN>
+template <norm Norm, attention_block Attention, feed_forward FFN>
 class parallel_layer {
  public:
   using attention_type = Attention;
+  using ffn_type = FFN;
+  using state_type = typename Attention::state_type;
+  using attention_format = typename Attention::format;
+  using ffn_format = typename detail::ffn_format<FFN>::type;
+  template <quant::weight_format FA, quant::weight_format FF>
+  using with_weights =
+      parallel_layer<Norm, typename Attention::template with_weights<FA>, typename detail::ffn_with<FFN, FF>::type>;
+
   parallel_layer() = default;
   explicit parallel_layer(const layer_config& c)
       : self_attn(detail::make_attention<Attention>(c)), ffn(c.ffn), norm(c.attention.d_model, c.norm_eps) {}
 
+  state_type make_state(std::int64_t batch, std::int64_t capacity) const { return self_attn.make_state(batch, capacity); }
+
   template <ops::attention_bias Bias = ops::no_bias>
   void forward(tensor_view<float> x, const sequence_info& seq, const ops::attention_mask& mask,
-               kv_cache_layer* cache = nullptr, const Bias& bias = {}) const {
-    tensor<float> normed(x.shape()), a(x.shape()), f(x.shape());  // each [B, S, d]
+               state_type* state = nullptr, const Bias& bias = {}) const {
+    workspace_ref scratch(seq.scratch);
+    const auto scope = scratch->open();
+    // each [B, S, d]
+    const auto normed = scratch->take<float>(x.shape()), a = scratch->take<float>(x.shape()),
+               f = scratch->take<float>(x.shape());
+    sequence_info inner = seq;
+    inner.scratch = scratch.get();
     norm.forward(x, normed);
-    self_attn.forward(normed, a, seq, mask, cache, bias);
-    ffn.forward(normed, f);
+    self_attn.forward(normed, a, inner, mask, state, bias);
+    ffn.forward(normed, f, scratch.get());
     ops::residual_add(x, a);
     ops::residual_add(x, f);
   }

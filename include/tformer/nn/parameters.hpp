@@ -1,5 +1,6 @@
 // Walking a block's parameters. Every block has visit(visitor, prefix), which calls
-// visitor(name, tensor&) for each parameter with a hierarchical name ("layers.3.attn.q.weight").
+// visitor(name, param&) for each parameter with a hierarchical name ("layers.3.attn.q.weight");
+// param is a tensor<T> (biases, norms, positions) or a quant::matrix<F> (weights in a format).
 // Loading (io/checkpoint.hpp), counting and initialization all go through it.
 #pragma once
 
@@ -10,10 +11,11 @@
 
 #include "../core/half.hpp"
 #include "../core/tensor.hpp"
+#include "../quant/matrix.hpp"
 
 namespace tformer::nn {
 
-/// @brief Number of scalar parameters of a model or block.
+/// @brief Number of scalar parameters (weights) of a model or block.
 template <class M>
 std::int64_t count_parameters(M& m) {
   std::int64_t n = 0;
@@ -46,28 +48,56 @@ class portable_rng {
   std::uint64_t state_;
 };
 
+/// @brief Bytes the parameters of a model or block occupy in their formats.
+template <class M>
+std::int64_t parameter_bytes(M& m) {
+  std::int64_t n = 0;
+  m.visit(
+      [&](const std::string&, auto& t) {
+        using P = std::remove_reference_t<decltype(t)>;
+        if constexpr (quant::is_matrix<P>)
+          n += static_cast<std::int64_t>(t.size_bytes());
+        else
+          n += t.numel() * static_cast<std::int64_t>(sizeof(typename P::value_type));
+      },
+      "");
+  return n;
+}
+
 /// @brief Random weights for tests and benchmarks: matrices and embeddings uniform in
 /// (-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's Linear default), biases zero, norm weights one.
-/// Deterministic for a seed on every platform.
+/// Deterministic for a seed on every platform; weights in a format are drawn as floats and
+/// quantized, so every format starts from the same float weights.
 template <class M>
 void init_random(M& m, std::uint64_t seed) {
   portable_rng rng(seed);
   m.visit(
       [&](const std::string& name, auto& t) {
-        using T = typename std::remove_reference_t<decltype(t)>::value_type;
+        using P = std::remove_reference_t<decltype(t)>;
         const bool is_norm = name.find("norm.") != std::string::npos;
         const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
         const double a = t.rank() >= 2 ? 1.0 / std::sqrt(static_cast<double>(t.dim(-1))) : 0.0;
-        for (std::int64_t i = 0; i < t.numel(); ++i) {
+        auto next = [&] {
           float x = 0.0f;
           if (is_norm && !is_bias)
             x = 1.0f;
           else if (!is_bias && t.rank() >= 2)
             x = static_cast<float>((2.0 * rng.uniform() - 1.0) * a);
-          if constexpr (std::is_same_v<T, float>)
-            t.data()[i] = x;
-          else
-            t.data()[i] = T(x);
+          return x;
+        };
+        if constexpr (quant::is_matrix<P>) {
+          tensor<float> w(t.shape());  // the float weights, then quantized
+          for (std::int64_t i = 0; i < w.numel(); ++i) w.data()[i] = next();
+          t.quantize_from(w);
+        } else {
+          using T = typename P::value_type;
+          for (std::int64_t i = 0; i < t.numel(); ++i) {
+            const float x = next();
+            if constexpr (std::is_same_v<T, float>)
+              t.data()[i] = x;
+            else
+              t.data()[i] = T(x);
+          }
         }
       },
       "");

@@ -7,11 +7,17 @@
 // may be strided (a KV cache [B, Smax, Hkv, D] sliced to the valid length works as is); the
 // innermost dimension must be contiguous.
 //
+// Keys are addressed by position. Query i of sequence b sits at position query_start[b] + i; the
+// keys of sequence b are positions [key_begin[b], key_lengths[b]), stored at slot = position
+// (ring == 0) or slot = position % ring (a ring buffer of `ring` slots, e.g. a sliding-window
+// cache), so a state can hand its storage to the kernel as it is.
+//
 // Work item = (batch, head, block of query_block queries). Keys are visited in tiles of key_block
 // with a running row maximum m and sum l (online softmax), so no [Sq, Sk] buffer ever exists.
 // Working memory per item (per thread): scores query_block x key_block floats + accumulator
 // query_block x Dv floats + 2 x query_block floats = 64*256 + 64*Dv + 128 floats (80 KiB at
-// Dv = 64), independent of the sequence length. Tiles that the mask hides entirely are skipped.
+// Dv = 64), independent of the sequence length, taken from the caller's workspace when given.
+// Tiles that the mask hides entirely are skipped.
 #pragma once
 
 #include <algorithm>
@@ -28,6 +34,7 @@
 #include "../core/error.hpp"
 #include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
 #include "../simd/arch.hpp"
 #include "matmul.hpp"
 
@@ -39,8 +46,13 @@ struct attention_mask {
   std::int64_t window = 0;        ///< sliding window: query q sees keys k with q - k < window (0: unlimited)
   std::int64_t global_tokens = 0; ///< with a window: the first n positions see and are seen by all
   std::int64_t prefix = 0;        ///< prefix-LM: with causal, keys < prefix are visible to every query
-  /// Valid keys per sequence, [B] (padding at the end); empty: all Sk keys are valid.
+  /// One past the last valid key position per sequence, [B] (the number of valid keys when they
+  /// start at 0; padding at the end); empty: all Sk keys are valid.
   tensor_view<const std::int32_t> key_lengths;
+  /// First valid key position per sequence, [B]; empty: 0.
+  tensor_view<const std::int32_t> key_begin;
+  /// Keys stored in a ring of this many slots (slot = position % ring); 0: slot = position.
+  std::int64_t ring = 0;
   /// Absolute position of each sequence's first query, [B] (KV-cache decoding); empty: query_offset.
   tensor_view<const std::int32_t> query_start;
   std::int64_t query_offset = 0;  ///< absolute position of query 0 when query_start is empty
@@ -110,14 +122,24 @@ inline void check_attention_shapes(const tensor_view<const float>& q, const tens
   for (const auto* t : {&q, &k, &v})
     if (t->dim(3) > 1 && t->stride(3) != 1) fail("the head dimension must be contiguous");
   if (out.dim(3) > 1 && out.stride(3) != 1) fail("the head dimension of out must be contiguous");
-  for (const auto* lens : {&mask.key_lengths, &mask.query_start})
+  for (const auto* lens : {&mask.key_lengths, &mask.query_start, &mask.key_begin})
     if (lens->data() && (lens->rank() != 1 || lens->dim(0) != B))
-      fail("key_lengths / query_start must be [" + std::to_string(B) + "], got " + lens->shape().to_string());
-  if (mask.key_lengths.data())
-    for (std::int64_t b = 0; b < B; ++b)
-      if (mask.key_lengths(b) < 0 || mask.key_lengths(b) > Sk)
-        throw value_error("tformer::ops::attention: key_lengths[" + std::to_string(b) + "] = " +
-                          std::to_string(mask.key_lengths(b)) + " is outside [0, " + std::to_string(Sk) + "]");
+      fail("key_lengths / key_begin / query_start must be [" + std::to_string(B) + "], got " + lens->shape().to_string());
+  if (mask.ring < 0 || mask.ring > Sk)
+    throw value_error("tformer::ops::attention: ring " + std::to_string(mask.ring) + " is outside [0, Sk = " +
+                      std::to_string(Sk) + "]");
+  if (mask.ring > 0 && !mask.key_lengths.data())
+    throw value_error("tformer::ops::attention: keys in a ring need key_lengths (the end position of each sequence)");
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t begin = mask.key_begin.data() ? mask.key_begin(b) : 0;
+    const std::int64_t end = mask.key_lengths.data() ? mask.key_lengths(b) : Sk;
+    const std::int64_t limit = mask.ring > 0 ? begin + mask.ring : Sk;  // one past the last storable position
+    if (begin < 0 || end < begin || end > limit)
+      throw value_error("tformer::ops::attention: the keys of sequence " + std::to_string(b) + " are positions [" +
+                        std::to_string(begin) + ", " + std::to_string(end) + "), which " +
+                        (mask.ring > 0 ? "a ring of " + std::to_string(mask.ring) + " slots cannot hold"
+                                       : "do not fit [0, Sk = " + std::to_string(Sk) + "]"));
+  }
   if (mask.window < 0 || mask.global_tokens < 0 || mask.prefix < 0)
     throw value_error("tformer::ops::attention: window, global_tokens and prefix must be >= 0");
 }
@@ -127,10 +149,11 @@ inline void check_attention_shapes(const tensor_view<const float>& q, const tens
 /// @brief out = softmax(scale * q k^T + bias + mask) v, per head, exactly, in O(seq) memory.
 /// @param scale logit scale; std::nullopt means 1/sqrt(D) (pass 1.0f for T5, which has none).
 /// Query rows that see no key at all (padding) produce zeros.
+/// ws, when given, supplies the per-thread working memory (nothing is allocated once it is sized).
 template <attention_bias Bias = no_bias>
 void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_view<const float> v,
                tensor_view<float> out, const attention_mask& mask = {}, std::optional<float> scale = std::nullopt,
-               const Bias& bias = {}, attention_tiles tiles = {}) {
+               const Bias& bias = {}, attention_tiles tiles = {}, workspace* ws = nullptr) {
   detail::check_attention_shapes(q, k, v, out, mask);
   const std::int64_t B = q.dim(0), Sq = q.dim(1), Hq = q.dim(2), D = q.dim(3);
   const std::int64_t Sk = k.dim(1), Hkv = k.dim(2), Dv = v.dim(3);
@@ -142,11 +165,21 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
   detail::eigen_single_threaded();
 
   using strided = Eigen::Map<const row_matrix<float>, Eigen::Unaligned, Eigen::OuterStride<>>;
-  parallel_for(B * Hq * q_blocks, [&](std::int64_t item) {
+  using scratch_matrix = Eigen::Map<row_matrix<float>>;
+  const std::int64_t items = B * Hq * q_blocks;
+  const int threads = loop_threads(items, std::min(QB, Sq) * std::max<std::int64_t>(Sk, 1) * (D + Dv) / 8);
+  const std::int64_t rows_max = std::min(QB, std::max<std::int64_t>(Sq, 1));
+  // per thread: scores [rows, KB], accumulator [rows, Dv], running max and sum [rows] each
+  const std::int64_t per_thread = rows_max * KB + rows_max * Dv + 2 * rows_max;
+  workspace_ref scratch_ws(ws);
+  const auto scope = scratch_ws->open();
+  float* scratch = scratch_ws->take_raw<float>(static_cast<std::size_t>(threads * per_thread));
+  parallel_for_slots(threads, items, [&](std::int64_t item, int slot) {
     const std::int64_t b = item / (Hq * q_blocks), h = (item / q_blocks) % Hq, qb = item % q_blocks;
     const std::int64_t kvh = h / group;
     const std::int64_t q0 = qb * QB, rows = std::min(QB, Sq - q0);
-    const std::int64_t n_keys = mask.key_lengths.data() ? mask.key_lengths(b) : Sk;
+    const std::int64_t n_keys = mask.key_lengths.data() ? mask.key_lengths(b) : Sk;  // end position
+    const std::int64_t first_key = mask.key_begin.data() ? mask.key_begin(b) : 0;
     const std::int64_t pos0 = (mask.query_start.data() ? mask.query_start(b) : mask.query_offset) + q0;
 
     // visible(q, k): causal (k <= q, or k inside the prefix) and within the window (|q - k| < window,
@@ -158,10 +191,10 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
       return true;
     };
     // The block's queries are pos0 .. pos0 + rows - 1; keys outside [k_begin, k_end) are hidden from all.
-    std::int64_t k_end = n_keys, k_begin = 0;
+    std::int64_t k_end = n_keys, k_begin = first_key;
     if (mask.causal) k_end = std::min(k_end, std::max(pos0 + rows, mask.prefix));
     if (w > 0 && G == 0) {
-      k_begin = std::max<std::int64_t>(0, pos0 - w + 1);
+      k_begin = std::max<std::int64_t>(k_begin, pos0 - w + 1);
       if (mask.prefix == 0) k_end = std::min(k_end, pos0 + rows + w - 1);
     }
     // A tile needs per-element masking unless every key in it is visible to every query of the block.
@@ -174,15 +207,23 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
 
     const strided Q(q.data() + b * q.stride(0) + q0 * q.stride(1) + h * q.stride(2), rows, D,
                     Eigen::OuterStride<>(q.stride(1)));
-    row_matrix<float> S(rows, KB);         // scores of one key tile: [rows, key_block]
-    row_matrix<float> O = row_matrix<float>::Zero(rows, Dv);  // running output: [rows, Dv]
-    std::vector<float> m(static_cast<std::size_t>(rows), neg_inf), l(static_cast<std::size_t>(rows), 0.0f);
+    float* mine = scratch + slot * per_thread;
+    scratch_matrix S(mine, rows, KB);                   // scores of one key tile: [rows, key_block]
+    scratch_matrix O(mine + rows * KB, rows, Dv);       // running output: [rows, Dv]
+    float* m = mine + rows * KB + rows * Dv;            // running max [rows]
+    float* l = m + rows;                                // running sum [rows]
+    O.setZero();
+    std::fill(m, m + rows, neg_inf);
+    std::fill(l, l + rows, 0.0f);
 
-    for (std::int64_t k0 = k_begin; k0 < k_end; k0 += KB) {
-      const std::int64_t cols = std::min(KB, k_end - k0);
-      const strided K(k.data() + b * k.stride(0) + k0 * k.stride(1) + kvh * k.stride(2), cols, D,
+    // key tiles by position: at most KB positions, never across the end of a ring
+    for (std::int64_t k0 = k_begin, cols = 0; k0 < k_end; k0 += cols) {
+      const std::int64_t slot0 = mask.ring > 0 ? k0 % mask.ring : k0;
+      cols = std::min(KB, k_end - k0);
+      if (mask.ring > 0) cols = std::min(cols, mask.ring - slot0);
+      const strided K(k.data() + b * k.stride(0) + slot0 * k.stride(1) + kvh * k.stride(2), cols, D,
                       Eigen::OuterStride<>(k.stride(1)));
-      const strided V(v.data() + b * v.stride(0) + k0 * v.stride(1) + kvh * v.stride(2), cols, Dv,
+      const strided V(v.data() + b * v.stride(0) + slot0 * v.stride(1) + kvh * v.stride(2), cols, Dv,
                       Eigen::OuterStride<>(v.stride(1)));
       auto St = S.leftCols(cols);
       St.noalias() = (Q * K.transpose()) * sc;
@@ -197,15 +238,14 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
             if (!visible(qp, k0 + c)) s[c] = neg_inf;
         float tile_max = neg_inf;
         for (std::int64_t c = 0; c < cols; ++c) tile_max = std::max(tile_max, s[c]);
-        const auto ru = static_cast<std::size_t>(r);
-        const float m_new = std::max(m[ru], tile_max);
+        const float m_new = std::max(m[r], tile_max);
         if (m_new == neg_inf) {  // nothing visible yet for this query: no contribution
           std::fill(s, s + cols, 0.0f);
           continue;
         }
-        const float alpha = std::exp(m[ru] - m_new);  // rescales what was accumulated (0 when m was -inf)
-        l[ru] = l[ru] * alpha + detail::exp_shift_sum(s, cols, m_new);
-        m[ru] = m_new;
+        const float alpha = std::exp(m[r] - m_new);  // rescales what was accumulated (0 when m was -inf)
+        l[r] = l[r] * alpha + detail::exp_shift_sum(s, cols, m_new);
+        m[r] = m_new;
         if (alpha != 1.0f) O.row(r) *= alpha;
         any = true;
       }
@@ -214,11 +254,11 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
     // out rows = O / l; a query that saw no key gets zeros
     float* dst = out.data() + b * out.stride(0) + q0 * out.stride(1) + h * out.stride(2);
     for (std::int64_t r = 0; r < rows; ++r) {
-      const float lr = l[static_cast<std::size_t>(r)];
+      const float lr = l[r];
       const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
       for (std::int64_t c = 0; c < Dv; ++c) dst[r * out.stride(1) + c] = O(r, c) * inv;
     }
-  }, std::min(QB, Sq) * std::max<std::int64_t>(Sk, 1) * (D + Dv) / 8);  // multiply-adds / 8
+  });
 }
 
 }  // namespace tformer::ops

@@ -69,7 +69,7 @@ inline void residual_add(tensor_view<float> residual, tensor_view<const float> x
 /// @tparam Act an activation policy from simd::act (relu, gelu, gelu_tanh, silu, sigmoid, tanh)
 template <simd::activation Act>
 void activate(tensor_view<const float> x, tensor_view<float> out) {
-  const std::string op = std::string("activate<") + Act::name + ">";
+  static const std::string op = std::string("activate<") + Act::name + ">";  // built once: no allocation per call
   detail::require_rows(op.c_str(), "x", x);
   detail::require_rows(op.c_str(), "out", out);
   detail::require_same_shape(op.c_str(), "x", x, "out", out);

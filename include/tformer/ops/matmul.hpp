@@ -1,17 +1,25 @@
 // Matrix products through Eigen, with weights in the PyTorch / Hugging Face layout.
 //
-//   linear:         y[M,N] = x[M,K] * W[N,K]^T (+ bias[N])
+//   linear:         y[M,N] = x[M,K] * W[N,K]^T (+ bias[N]); W a float / bf16 view, or a
+//                   quant::matrix<F> in any weight format
 //   batched_matmul: c[b] = a[b] * op(b[b]) for every b, op = identity or transpose (attention)
 //
 // Threading: the output is cut into tiles whose boundaries depend only on the shape, each tile is
 // an independent single-threaded Eigen product, and tformer::parallel_for spreads the tiles over
 // the threads. So the result is bit-identical for any thread count. Eigen's own threading is
-// switched off (Eigen::setNbThreads(1)) whenever a product runs.
+// switched off once, before tformer's first product (Eigen::setNbThreads(1)).
+//
+// Weights in a format other than f32 take one of two paths: few activation rows (decode) use the
+// format's fused product when it has one (quant::fused_format), which never writes dequantized
+// weights to memory; otherwise each tile dequantizes blocks of W's rows into per-thread scratch
+// and multiplies them in float (the generic prefill path).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <type_traits>
 
 #include <Eigen/Core>
 
@@ -20,16 +28,23 @@
 #include "../core/half.hpp"
 #include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
+#include "../quant/f32.hpp"
+#include "../quant/format.hpp"
+#include "../quant/matrix.hpp"
 
 namespace tformer::ops {
 
 namespace detail {
 
 // tformer parallelizes products itself; Eigen's own threads (which split K differently for
-// different thread counts) stay off. Checked on every call, so a later Eigen::setNbThreads(n) by
-// the application cannot make results depend on the thread count.
+// different thread counts) stay off. Eigen keeps its thread count in a plain static: it is written
+// once, here, under std::call_once, so threads that share a model never race on it. (An
+// application that calls Eigen::setNbThreads itself afterwards changes Eigen's products, and may
+// make tformer's results depend on Eigen's thread count: see the README's thread-safety notes.)
 inline void eigen_single_threaded() {
-  if (Eigen::nbThreads() != 1) Eigen::setNbThreads(1);
+  static std::once_flag once;
+  std::call_once(once, [] { Eigen::setNbThreads(1); });
 }
 
 /// Tiling of an [M, N] output: rows are cut when M is large (each tile re-packs W, so tiles are
@@ -61,47 +76,69 @@ inline std::string shapes(const char* a, const shape& sa, const char* b, const s
 
 namespace detail {
 
-template <class W>
-void check_linear(const tensor_view<const float>& x, const tensor_view<const W>& w, const tensor_view<float>& y,
-                  const tensor_view<const float>& bias) {
+inline void check_linear(const tensor_view<const float>& x, const shape& w, const tensor_view<float>& y,
+                         const tensor_view<const float>& bias) {
   if (x.rank() != 2 || w.rank() != 2 || y.rank() != 2)
-    throw shape_error("tformer::ops::linear: expected rank-2 x, W, y; got " + shapes("x", x.shape(), "W", w.shape()) +
-                      ", y " + y.shape().to_string());
-  const std::int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
-  if (w.dim(1) != k)
+    throw shape_error("tformer::ops::linear: expected rank-2 x, W, y; got " + shapes("x", x.shape(), "W", w) + ", y " +
+                      y.shape().to_string());
+  const std::int64_t m = x.dim(0), k = x.dim(1), n = w[0];
+  if (w[1] != k)
     throw shape_error("tformer::ops::linear: x has " + std::to_string(k) + " features but W [out, in] expects " +
-                      std::to_string(w.dim(1)) + " (" + shapes("x", x.shape(), "W", w.shape()) + ")");
+                      std::to_string(w[1]) + " (" + shapes("x", x.shape(), "W", w) + ")");
   if (y.dim(0) != m || y.dim(1) != n)
     throw shape_error("tformer::ops::linear: y must be [" + std::to_string(m) + ", " + std::to_string(n) + "], got " +
                       y.shape().to_string());
   if (bias.data() != nullptr && (bias.rank() != 1 || bias.dim(0) != n || (n > 1 && bias.stride(0) != 1)))
     throw shape_error("tformer::ops::linear: bias must be a contiguous [" + std::to_string(n) + "], got " +
                       bias.shape().to_string());
+  if (x.dim(1) > 1 && x.stride(1) != 1) throw shape_error("tformer::ops::linear: rows of x must be contiguous");
+  if (y.dim(1) > 1 && y.stride(1) != 1) throw shape_error("tformer::ops::linear: rows of y must be contiguous");
+}
+template <class W>
+void check_linear(const tensor_view<const float>& x, const tensor_view<const W>& w, const tensor_view<float>& y,
+                  const tensor_view<const float>& bias) {
+  if (w.rank() != 2)
+    throw shape_error("tformer::ops::linear: expected rank-2 x, W, y; got " + shapes("x", x.shape(), "W", w.shape()) +
+                      ", y " + y.shape().to_string());
+  check_linear(x, w.shape(), y, bias);
   if (w.dim(1) > 1 && w.stride(1) != 1) throw shape_error("tformer::ops::linear: rows of W must be contiguous");
 }
 
-// The shared body: tiles of y, each computed by one single-threaded Eigen product of x's rows with
-// W's rows, where W's rows come from weight_rows(c0, cols) as a float matrix expression.
+// The shared body: tiles of y, each computed by single-threaded Eigen products of x's rows with
+// W's rows. weight_rows(c0, cols, scratch, emit) supplies W's rows [c0, c0 + cols) as float
+// matrix expressions by calling emit(offset, Wt) once per block of them (Wt: [block, K], for
+// output columns c0 + offset ...); scratch holds scratch_per_thread floats of the running thread.
 template <class WeightRows>
 void linear_tiles(tensor_view<const float> x, std::int64_t n, tensor_view<float> y, tensor_view<const float> bias,
-                  WeightRows&& weight_rows) {
+                  WeightRows&& weight_rows, std::int64_t scratch_per_thread = 0, workspace* ws = nullptr) {
   const std::int64_t m = x.dim(0), k = x.dim(1);
   if (m == 0 || n == 0) return;
   const auto X = as_matrix(x);
   auto Y = as_matrix(y);
   eigen_single_threaded();
   const auto t = tile_output(m, n);
-  parallel_for(t.row_tiles * t.col_tiles, [&](std::int64_t tile) {
+  const std::int64_t tiles = t.row_tiles * t.col_tiles;
+  const std::int64_t cost = t.row_block * t.col_block * std::max<std::int64_t>(k, 1) / 8;  // ~8 multiply-adds per element op
+  const int threads = loop_threads(tiles, cost);
+  workspace_ref scratch_ws(ws);
+  const auto scope = scratch_ws->open();
+  float* scratch = scratch_per_thread > 0 ? scratch_ws->take_raw<float>(static_cast<std::size_t>(threads * scratch_per_thread)) : nullptr;
+  parallel_for_slots(threads, tiles, [&](std::int64_t tile, int slot) {
     const std::int64_t r0 = (tile / t.col_tiles) * t.row_block, c0 = (tile % t.col_tiles) * t.col_block;
     const std::int64_t rows = std::min(t.row_block, m - r0), cols = std::min(t.col_block, n - c0);
     auto out = Y.block(r0, c0, rows, cols);
     if (k == 0)
       out.setZero();
     else
-      weight_rows(c0, cols, [&](const auto& Wt) { out.noalias() = X.middleRows(r0, rows) * Wt.transpose(); });
+      weight_rows(c0, cols, scratch ? scratch + slot * scratch_per_thread : nullptr, [&](std::int64_t offset, const auto& Wt) {
+        out.middleCols(offset, Wt.rows()).noalias() = X.middleRows(r0, rows) * Wt.transpose();
+      });
     if (bias.data() != nullptr) out.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data() + c0, cols);
-  }, t.row_block * t.col_block * std::max<std::int64_t>(k, 1) / 8);  // ~8 multiply-adds cost one element op
+  });
 }
+
+// Rows of W dequantized per block of this many rows (the scratch of one thread: block x K floats).
+inline constexpr std::int64_t dequantize_block_rows = 256;
 
 }  // namespace detail
 
@@ -111,22 +148,73 @@ inline void linear(tensor_view<const float> x, tensor_view<const float> w, tenso
                    tensor_view<const float> bias = {}) {
   detail::check_linear(x, w, y, bias);
   const auto W = as_matrix(w);
-  detail::linear_tiles(x, w.dim(0), y, bias, [&](std::int64_t c0, std::int64_t cols, auto&& product) {
-    product(W.middleRows(c0, cols));
+  detail::linear_tiles(x, w.dim(0), y, bias, [&](std::int64_t c0, std::int64_t cols, float*, auto&& emit) {
+    emit(0, W.middleRows(c0, cols));
   });
 }
 
 /// @brief y = x * W^T (+ bias) with W stored as bfloat16 [N, K]; each tile widens its rows of W
 /// to float (exact) and multiplies in float, so the result equals linear() on the widened W.
 inline void linear(tensor_view<const float> x, tensor_view<const bf16> w, tensor_view<float> y,
-                   tensor_view<const float> bias = {}) {
+                   tensor_view<const float> bias = {}, workspace* ws = nullptr) {
   detail::check_linear(x, w, y, bias);
   const std::int64_t k = x.dim(1);
-  detail::linear_tiles(x, w.dim(0), y, bias, [&](std::int64_t c0, std::int64_t cols, auto&& product) {
-    row_matrix<float> wt(cols, k);  // [cols, K] widened rows of W
-    for (std::int64_t r = 0; r < cols; ++r) convert(w.row(c0 + r), wt.row(r).data(), static_cast<std::size_t>(k));
-    product(wt);
-  });
+  const std::int64_t block = std::min(detail::dequantize_block_rows, w.dim(0));
+  detail::linear_tiles(
+      x, w.dim(0), y, bias,
+      [&](std::int64_t c0, std::int64_t cols, float* scratch, auto&& emit) {
+        for (std::int64_t b0 = 0; b0 < cols; b0 += block) {
+          const std::int64_t rows = std::min(block, cols - b0);
+          for (std::int64_t r = 0; r < rows; ++r) convert(w.row(c0 + b0 + r), scratch + r * k, static_cast<std::size_t>(k));
+          emit(b0, Eigen::Map<const row_matrix<float>>(scratch, rows, k));
+        }
+      },
+      block * k, ws);
+}
+
+/// @brief y = x * W^T (+ bias) with W [N, K] a quant::matrix in any weight format: f32 reads W in
+/// place; a format with a fused product uses it for up to F::max_fused_rows rows of x (decode);
+/// otherwise tiles dequantize blocks of W's rows and multiply in float. ws supplies the scratch
+/// (activations, dequantized rows); without one the scratch comes from the heap.
+template <quant::weight_format F>
+void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<float> y,
+            tensor_view<const float> bias = {}, workspace* ws = nullptr) {
+  if constexpr (std::is_same_v<F, quant::f32>) {
+    linear(x, w.view(), y, bias);
+  } else {
+    if (w.rank() != 2) throw shape_error("tformer::ops::linear: the weight matrix is empty (rank 0)");
+    detail::check_linear(x, w.shape(), y, bias);
+    const std::int64_t m = x.dim(0), k = x.dim(1), n = w.rows();
+    if (m == 0 || n == 0) return;
+    if constexpr (quant::fused_format<F>) {
+      if (m <= F::max_fused_rows && k > 0) {
+        workspace_ref scratch(ws);
+        const auto scope = scratch->open();
+        std::byte* acts = scratch->take_raw<std::byte>(F::activation_bytes(m, k));
+        F::prepare_activations(x.data(), x.stride(0), m, k, acts);
+        const auto t = detail::tile_output(m, n);  // m < 512: column tiles only
+        parallel_for(t.col_tiles, [&](std::int64_t tile) {
+          const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
+          F::fused_product(acts, m, k, w.row(c0), w.row_bytes(), cols, y.data() + c0, y.stride(0));
+          if (bias.data() != nullptr)
+            for (std::int64_t r = 0; r < m; ++r)
+              for (std::int64_t c = 0; c < cols; ++c) y.data()[r * y.stride(0) + c0 + c] += bias.data()[c0 + c];
+        }, t.col_block * k / 4);
+        return;
+      }
+    }
+    const std::int64_t block = std::min(detail::dequantize_block_rows, n);
+    detail::linear_tiles(
+        x, n, y, bias,
+        [&](std::int64_t c0, std::int64_t cols, float* scratch, auto&& emit) {
+          for (std::int64_t b0 = 0; b0 < cols; b0 += block) {
+            const std::int64_t rows = std::min(block, cols - b0);
+            w.dequantize(c0 + b0, rows, scratch);
+            emit(b0, Eigen::Map<const row_matrix<float>>(scratch, rows, k));
+          }
+        },
+        block * k, ws);
+  }
 }
 
 /// @brief How batched_matmul reads its right operand.

@@ -1,0 +1,91 @@
+// What a weight format is. A format is a tag type (gemma.cpp's NuqStream style) that says how a
+// row of weights is stored: in blocks of block_size weights taking block_bytes each, and how a
+// row of floats becomes blocks (quantize_row) and back (dequantize_row). quant::matrix<F> owns
+// the packed storage of a [rows, cols] matrix in format F; ops::linear multiplies by it.
+//
+//   struct my_format {
+//     static constexpr const char* name = "my_format";       // unique; used in files and messages
+//     static constexpr std::int64_t block_size = 32;          // weights per block
+//     static constexpr std::int64_t block_bytes = 18;         // bytes per block
+//     static constexpr double bits_per_weight = 4.5;          // = 8 * block_bytes / block_size
+//     static void quantize_row(const float* x, std::byte* blocks, std::int64_t n);    // n % block_size == 0
+//     static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n);
+//   };
+//
+// Optional members, detected by the concepts below:
+//   using element = T;                       plain arrays of one element type (f32, f16, bf16):
+//                                            rows are viewed as tensors, products read them directly
+//   static constexpr const char* file_dtype  the safetensors dtype whose bytes are this format's
+//                                            ("F32", "BF16", ...): loading copies them as they are
+//   fused product for few activation rows (decode): see fused_format.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "../core/dtype.hpp"
+#include "../core/half.hpp"
+
+namespace tformer::quant {
+
+/// @brief A weight format: block geometry, bits per weight, and row conversions to and from float.
+template <class F>
+concept weight_format = requires {
+  { F::name } -> std::convertible_to<std::string_view>;
+  { F::block_size } -> std::convertible_to<std::int64_t>;
+  { F::block_bytes } -> std::convertible_to<std::int64_t>;
+  { F::bits_per_weight } -> std::convertible_to<double>;
+} && F::block_size >= 1 && F::block_bytes >= 1 &&
+    requires(const float* x, std::byte* blocks, const std::byte* packed, float* y, std::int64_t n) {
+      F::quantize_row(x, blocks, n);
+      F::dequantize_row(packed, y, n);
+    };
+
+/// @brief A format that stores one plain element per weight (f32, f16, bf16).
+template <class F>
+concept element_format = weight_format<F> && requires { typename F::element; } && element<typename F::element> &&
+                         F::block_size == 1 && F::block_bytes == sizeof(typename F::element);
+
+/// @brief A format with a fused product for a few rows of activations (decode), which never writes
+/// dequantized weights to memory:
+///   activation_bytes(m, k)                           scratch bytes for m rows of k activations
+///   prepare_activations(x, ldx, m, k, acts)           x [m, k] (row stride ldx) -> acts (e.g. int8 blocks)
+///   fused_product(acts, m, k, w, row_bytes, n, y, ldy)  y[i, j] = sum_k x[i, k] w[j, k], i < m, j < n,
+///                                                     for n packed rows of w starting at w
+/// ops::linear uses it when the activations have at most max_fused_rows rows.
+template <class F>
+concept fused_format = weight_format<F> &&
+    requires(const float* x, std::int64_t i, const std::byte* acts, std::byte* out, float* y) {
+      { F::max_fused_rows } -> std::convertible_to<std::int64_t>;
+      { F::activation_bytes(i, i) } -> std::convertible_to<std::size_t>;
+      F::prepare_activations(x, i, i, i, out);
+      F::fused_product(acts, i, i, acts, i, i, y, i);
+    };
+
+/// @brief A format whose bytes are those of a safetensors dtype (loaded and saved as they are).
+template <class F>
+concept file_dtype_format = weight_format<F> && requires {
+  { F::file_dtype } -> std::convertible_to<std::string_view>;
+};
+
+/// @brief Bytes of one row of cols weights in format F (cols a multiple of F::block_size).
+template <weight_format F>
+constexpr std::int64_t row_bytes(std::int64_t cols) noexcept {
+  return cols / F::block_size * F::block_bytes;
+}
+
+/// @brief quantize_row / dequantize_row of a format that stores each weight as one E (f16, bf16),
+/// through tformer::convert (round to nearest even one way, exact the other).
+template <class E>
+struct converted_rows {
+  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) noexcept {
+    convert(x, reinterpret_cast<E*>(blocks), static_cast<std::size_t>(n));
+  }
+  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) noexcept {
+    convert(reinterpret_cast<const E*>(blocks), y, static_cast<std::size_t>(n));
+  }
+};
+
+}  // namespace tformer::quant
