@@ -53,6 +53,7 @@
 #include "nn/positions.hpp"
 #include "nn/residual.hpp"
 #include "nn/rotary.hpp"
+#include "nn/sliding_window_cache.hpp"
 #include "nn/state.hpp"
 #include "nn/t5_relative_bias.hpp"
 
