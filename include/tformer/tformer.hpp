@@ -28,6 +28,7 @@
 #include "quant/format.hpp"
 #include "quant/formats.hpp"
 #include "quant/matrix.hpp"
+#include "quant/q8_0.hpp"
 
 // ops: free functions on tensor views
 #include "ops/attention.hpp"

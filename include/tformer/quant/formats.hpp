@@ -13,6 +13,7 @@
 #include "f16.hpp"
 #include "f32.hpp"
 #include "format.hpp"
+#include "q8_0.hpp"
 
 namespace tformer::quant {
 
@@ -21,7 +22,7 @@ template <weight_format... F>
 struct format_list {};
 
 /// @brief Every format tformer ships, in the order visit_format tries them.
-using known = format_list<f32, f16, bf16>;
+using known = format_list<f32, f16, bf16, q8_0>;
 
 namespace detail {
 template <class Fn, weight_format... F>
