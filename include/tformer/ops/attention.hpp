@@ -226,7 +226,8 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
       const strided V(v.data() + b * v.stride(0) + slot0 * v.stride(1) + kvh * v.stride(2), cols, Dv,
                       Eigen::OuterStride<>(v.stride(1)));
       auto St = S.leftCols(cols);
-      St.noalias() = (Q * K.transpose()) * sc;
+      St.noalias() = Q * K.transpose();  // into the scratch tile (a scaled product would need a temporary)
+      St *= sc;
       const bool masked = tile_needs_mask(k0, cols);
       bool any = false;
       for (std::int64_t r = 0; r < rows; ++r) {
