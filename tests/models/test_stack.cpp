@@ -3,6 +3,7 @@
 // through the per-layer states equals one full pass.
 #include <tformer/models/decoder.hpp>
 #include <tformer/nn/parameters.hpp>
+#include <tformer/nn/sliding_window_cache.hpp>
 
 #include <cmath>
 #include <type_traits>
@@ -87,4 +88,67 @@ TEST_CASE("a layer_type rule outside the list is refused", "[models][stack][erro
     static std::size_t layer_type(std::int64_t i) { return static_cast<std::size_t>(i); }
   };
   CHECK_THROWS_AS(models::decoder_lm<bad_spec>(config()), value_error);
+}
+
+// ---- the README's alternating local / global decoder (Gemma 2 style) ---------------------------
+namespace {
+struct local_attention {  // sliding window: a ring buffer of the last `window` keys
+  using rope = nn::rotary;
+  using state = nn::sliding_window_cache;
+};
+using local_layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::attention<local_attention>,
+                                          nn::gated_mlp<simd::act::gelu_tanh>>;
+using global_layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::multi_head_attention<nn::rotary>,
+                                           nn::gated_mlp<simd::act::gelu_tanh>>;
+struct gemma2_style_spec {
+  using layers = models::layer_types<local_layer, global_layer>;  // layer i: local when i is even
+  using final_norm = nn::rms_norm;
+  static constexpr bool tie_embeddings = true;
+};
+// The same model with a full cache everywhere: the reference.
+struct full_cache_spec {
+  using layer = global_layer;
+  using final_norm = nn::rms_norm;
+  static constexpr bool tie_embeddings = true;
+};
+models::model_config alternating_config(std::int64_t window) {
+  models::model_config c;
+  c.vocab = 96, c.layers = 4;
+  c.layer.attention = {.d_model = 32, .heads = 4, .kv_heads = 1, .qkv_bias = false, .out_bias = false};
+  c.layer.ffn = {.d_model = 32, .d_ff = 64, .bias = false};
+  c.layer_rule = [window](std::int64_t i, nn::layer_config& l) { l.attention.window = i % 2 == 0 ? window : 0; };
+  return c;
+}
+}  // namespace
+
+TEST_CASE("the alternating local/global decoder of the README equals a full-mask reference", "[models][stack][readme]") {
+  constexpr std::int64_t window = 16, steps = 300;
+  models::decoder_lm<gemma2_style_spec> model(alternating_config(window));
+  models::decoder_lm<full_cache_spec> reference(alternating_config(window));
+  nn::init_random(model, 5);
+  nn::init_random(reference, 5);  // same names and shapes: the same weights
+  tensor<std::int32_t> ids(shape{1, steps});
+  for (std::int64_t i = 0; i < steps; ++i) ids.data()[i] = static_cast<std::int32_t>((i * 29 + i / 3) % 96);
+  const auto full = reference.forward(ids);  // one pass, every window applied by the mask: [1, steps, vocab]
+
+  auto state = model.make_state(1, steps);  // local layers: a ring of window - 1 + 64 slots
+  CHECK(state.layers[0].index() == 0);
+  CHECK(state.layers[1].index() == 1);
+  const auto local_bytes = std::visit([](const auto& s) { return s.bytes(); }, state.layers[0]);
+  const auto global_bytes = std::visit([](const auto& s) { return s.bytes(); }, state.layers[1]);
+  CHECK(local_bytes * 3 < global_bytes);
+  tensor<std::int32_t> prompt(shape{1, 40});  // longer than the window
+  std::copy_n(ids.data(), 40, prompt.data());
+  const auto first = model.forward(prompt, {}, &state);
+  double worst = 0;
+  for (std::int64_t s = 0; s < 40; ++s)
+    for (std::int64_t v = 0; v < 96; ++v) worst = std::max(worst, static_cast<double>(std::fabs(first(0, s, v) - full(0, s, v))));
+  tensor<float> logits(shape{1, 1, 96});
+  for (std::int64_t s = 40; s < steps; ++s) {
+    const tensor<std::int32_t> id(shape{1, 1}, ids(0, s));
+    model.forward(id, {}, state, logits);
+    for (std::int64_t v = 0; v < 96; ++v) worst = std::max(worst, static_cast<double>(std::fabs(logits(0, 0, v) - full(0, s, v))));
+  }
+  INFO("max abs difference " << worst);
+  CHECK(worst <= 1e-5);
 }
