@@ -2,6 +2,7 @@
 #include <tformer/io/checkpoint.hpp>
 #include <tformer/nn/attention.hpp>
 #include <tformer/nn/parameters.hpp>
+#include <tformer/quant/q8_0.hpp>
 
 #include <cstring>
 #include <filesystem>
@@ -55,4 +56,45 @@ TEST_CASE("a parameter without a rule is reported by name", "[io][checkpoint][er
   const auto msg = test::thrown_message<io_error>([&] { io::load_safetensors(a, io::safetensors_file(path), partial); });
   CHECK(msg.find("parameter 'k.weight' has no rule") != std::string::npos);
   CHECK(msg.find("extra tensor 'o.bias'") != std::string::npos);
+}
+
+TEST_CASE("tensors that cannot be transposed or split are reported with the file in one load report",
+          "[io][checkpoint][errors]") {
+  nn::multi_head_attention<> a(nn::attention_config{.d_model = 8, .heads = 2});
+  nn::init_random(a, 3);
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_badtransform.safetensors";
+  io::save_safetensors(a, path);
+  io::name_map bad;
+  bad.add("q.bias", "q.bias", /*transpose=*/true);        // a vector cannot be transposed
+  bad.add("k.weight", "k.weight", false, 0, 3);           // 8 rows do not split into 3
+  for (const char* p : {"q.weight", "k.bias", "v.weight", "v.bias", "o.weight", "o.bias"}) bad.add(p, p);
+  const auto msg = test::thrown_message<io_error>([&] { io::load_safetensors(a, io::safetensors_file(path), bad); });
+  CHECK(msg.find(path.string()) != std::string::npos);
+  CHECK(msg.find("2 problem(s)") != std::string::npos);
+  CHECK(msg.find("'q.bias' [8] cannot be transposed") != std::string::npos);
+  CHECK(msg.find("'k.weight' [8, 8] does not split into 3") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("packed formats are saved as their bytes, loaded as they are, and dequantized into other formats",
+          "[io][checkpoint][formats]") {
+  nn::linear<quant::q8_0> a(64, 5), b(64, 5);
+  nn::init_random(a, 8);
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_q8_0.safetensors";
+  io::save_safetensors(a, path);
+  const io::safetensors_file f(path);
+  CHECK(f.at("weight").dtype_name == "U8");
+  CHECK(f.at("weight").shape == std::vector<std::int64_t>{5, 68});  // 2 blocks of 34 bytes per row
+  CHECK(f.metadata().at(io::formats_metadata_key).find("\"q8_0\"") != std::string::npos);
+  io::load_safetensors(b, f, io::identity_map(b));
+  CHECK(std::memcmp(a.weight.data(), b.weight.data(), a.weight.size_bytes()) == 0);  // no float round trip
+  nn::linear<> c(64, 5);  // into f32: dequantized exactly
+  io::load_safetensors(c, f, io::identity_map(c));
+  const auto want = a.weight.to_float();
+  CHECK(std::memcmp(c.weight.view().data(), want.data(), static_cast<std::size_t>(want.numel()) * 4) == 0);
+  nn::linear<quant::q8_0> d(64, 5);  // and from F32 into Q8_0: quantized on load
+  io::save_safetensors(c, path);
+  io::load_safetensors(d, io::safetensors_file(path), io::identity_map(d));
+  CHECK(std::memcmp(a.weight.data(), d.weight.data(), a.weight.size_bytes()) == 0);  // q8_0 is idempotent here
+  std::filesystem::remove(path);
 }
