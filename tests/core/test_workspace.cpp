@@ -78,3 +78,16 @@ TEST_CASE("workspace_ref uses the caller's workspace or a private one", "[worksp
   CHECK(own->take_raw<float>(4) != nullptr);
   CHECK_THROWS_AS(own->take_raw<float>(std::size_t{1} << 62), value_error);
 }
+
+TEST_CASE("memory taken outside a scope is never merged away", "[workspace]") {
+  workspace ws;
+  float* kept = ws.take_raw<float>(10);  // no scope: lives as long as the workspace
+  kept[0] = 1.0f;
+  {
+    const auto scope = ws.open();
+    ws.take_raw<float>(100000)[0] = 3.0f;  // does not fit the first chunk: a second one
+  }
+  CHECK(ws.allocations() == 2);  // no merge: that would free `kept`
+  kept[9] = 2.0f;                // still valid (AddressSanitizer would see a use after free)
+  CHECK(kept[0] == 1.0f);
+}

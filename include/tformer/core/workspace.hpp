@@ -116,8 +116,9 @@ class workspace {
   void release(scope::mark m) noexcept {
     current_ = m.chunk;
     offset_ = m.offset;
-    if (--depth_ == 0 && grew_ && chunks_.size() > 1) {
-      // merge into one chunk that holds a whole pass; allocation failure keeps the chunks as they are
+    // merge into one chunk that holds a whole pass, once nothing taken is alive (the outermost
+    // scope closed and nothing was taken outside a scope); allocation failure keeps the chunks
+    if (--depth_ == 0 && grew_ && chunks_.size() > 1 && m.chunk == 0 && m.offset == 0) {
       try {
         const std::size_t total = capacity();
         chunk merged{allocate_aligned<std::byte>(total), total};
