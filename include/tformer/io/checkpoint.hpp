@@ -23,6 +23,7 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -115,58 +116,73 @@ class name_map {
 /// @brief The metadata key under which tformer names the packed formats of a file's tensors.
 inline constexpr const char* formats_metadata_key = "tformer.formats";
 
-namespace detail {
-
-// A tensor stored in a packed format: its format name and logical [rows, cols].
-struct packed_entry {
+/// @brief One tensor of a checkpoint as a loader sees it: its logical shape (outermost first), the
+/// tformer weight format its bytes are in (empty when they are in none, e.g. I64), and the bytes.
+struct checkpoint_tensor {
+  std::string name;
+  std::vector<std::int64_t> shape;
   std::string format;
-  std::int64_t rows = 0, cols = 0;
+  std::span<const std::byte> bytes;
 };
 
-// The packed tensors a file names in its "tformer.formats" metadata (io_error when malformed).
-inline std::map<std::string, packed_entry> packed_entries(const safetensors_file& f) {
-  std::map<std::string, packed_entry> out;
-  const auto it = f.metadata().find(formats_metadata_key);
-  if (it == f.metadata().end()) return out;
-  try {
-    const auto j = nlohmann::json::parse(it->second);
-    for (const auto& [name, v] : j.items()) {
-      out.emplace(name, packed_entry{v.at("format").get<std::string>(), v.at("shape").at(0).get<std::int64_t>(),
-                                     v.at("shape").at(1).get<std::int64_t>()});
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw io_error("tformer: '" + f.path() + "': metadata entry \"" + formats_metadata_key + "\" is malformed: " + e.what());
+/// @brief A file a model can be loaded from: its tensors by name, as bytes and as floats.
+template <class S>
+concept checkpoint_source = requires(const S& s, const std::string& name) {
+  { s.path() } -> std::convertible_to<std::string>;
+  { s.tensor_names() } -> std::same_as<std::vector<std::string>>;
+  { s.find_tensor(name) } -> std::same_as<std::optional<checkpoint_tensor>>;
+  { s.read_float(name) } -> std::same_as<tensor<float>>;
+};
+
+namespace detail {
+
+// fn(F{}) for every format of the list.
+template <class Fn, class... F>
+void each_format(quant::format_list<F...>, Fn&& fn) {
+  (fn(F{}), ...);
+}
+
+// A tensor's shape as a tformer shape (rank <= 4).
+inline shape to_shape(const std::vector<std::int64_t>& d, const std::string& file, const std::string& name) {
+  switch (d.size()) {
+    case 0: return {};
+    case 1: return {d[0]};
+    case 2: return {d[0], d[1]};
+    case 3: return {d[0], d[1], d[2]};
+    case 4: return {d[0], d[1], d[2], d[3]};
+    default:
+      throw shape_error("tformer: '" + file + "': tensor '" + name + "' has rank " + std::to_string(d.size()) +
+                        ", more than tformer's maximum of 4");
   }
+}
+
+// Packed bytes of a tensor in the format called `format`, logical [outer..., cols], as floats.
+inline tensor<float> dequantize_bytes(const std::string& file, const checkpoint_tensor& t) {
+  if (!quant::is_known_format(t.format))
+    throw io_error("tformer: '" + file + "': tensor '" + t.name + "' is in format '" + t.format +
+                   "', which this program cannot convert (load it into a parameter of that format)");
+  tensor<float> out;
+  quant::visit_format(t.format, [&](auto fmt) {
+    using F = decltype(fmt);
+    std::int64_t rows = 1;
+    for (std::size_t i = 0; i + 1 < t.shape.size(); ++i) rows *= t.shape[i];
+    const std::int64_t cols = t.shape.empty() ? 1 : t.shape.back();
+    if (cols % F::block_size != 0 || static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(quant::row_bytes<F>(cols)) !=
+                                         t.bytes.size())
+      throw io_error("tformer: '" + file + "': tensor '" + t.name + "' (" + F::name + ") holds " +
+                     std::to_string(t.bytes.size()) + " bytes, which do not fit its shape");
+    quant::matrix<F> m(rows, cols);
+    if (m.size_bytes() > 0) std::memcpy(m.data(), t.bytes.data(), m.size_bytes());
+    out = m.to_float();
+    out.reshape(to_shape(t.shape, file, t.name));
+  });
   return out;
 }
 
-// The raw tensor as float: dequantized when it is packed.
-inline tensor<float> read_float(const safetensors_file& f, const std::string& name,
-                                const std::map<std::string, packed_entry>& packed) {
-  const auto p = packed.find(name);
-  if (p == packed.end()) return f.load<float>(name);
-  if (!quant::is_known_format(p->second.format))
-    throw io_error("tformer: '" + f.path() + "': tensor '" + name + "' is in format '" + p->second.format +
-                   "', which this program cannot convert (load it into a parameter of that format)");
-  tensor<float> t;
-  quant::visit_format(p->second.format, [&](auto fmt) {
-    using F = decltype(fmt);
-    const auto& e = f.at(name);
-    if (p->second.rows < 0 || p->second.cols < 0 || p->second.cols % F::block_size != 0 ||
-        e.shape != std::vector<std::int64_t>{p->second.rows, quant::row_bytes<F>(p->second.cols)} || e.dtype_name != "U8")
-      throw io_error("tformer: '" + f.path() + "': packed tensor '" + name + "' (" + F::name + ", [" +
-                     std::to_string(p->second.rows) + ", " + std::to_string(p->second.cols) +
-                     "]) must be stored as U8 [rows, row bytes]");
-    quant::matrix<F> m(p->second.rows, p->second.cols);
-    if (m.size_bytes() > 0) std::memcpy(m.data(), f.bytes(e).data(), m.size_bytes());
-    t = m.to_float();
-  });
-  return t;
-}
-
 // The source tensor as float after its transform.
-inline tensor<float> read_source(const safetensors_file& f, const source& s, const std::map<std::string, packed_entry>& packed) {
-  tensor<float> t = read_float(f, s.name, packed);
+template <checkpoint_source Src>
+tensor<float> read_source(const Src& f, const source& s) {
+  tensor<float> t = f.read_float(s.name);
   if (s.transpose) {
     if (t.rank() != 2)
       throw shape_error("checkpoint tensor '" + s.name + "' " + t.shape().to_string() + " cannot be transposed: it is not 2-D");
@@ -185,29 +201,76 @@ inline tensor<float> read_source(const safetensors_file& f, const source& s, con
   return t;
 }
 
-// True when f holds tensor `name` in F's own bytes (copied as they are when no transform applies).
-template <quant::weight_format F>
-bool holds_native(const safetensors_entry& e, const std::map<std::string, packed_entry>& packed) {
-  const auto p = packed.find(e.name);
-  if (p != packed.end()) return p->second.format == F::name;
-  if constexpr (quant::file_dtype_format<F>)
-    return e.dtype_name == F::file_dtype;
-  else
-    return false;
-}
-
 }  // namespace detail
 
-/// @brief Loads every parameter of model m from f through map. Throws io_error listing every
-/// parameter without a rule or tensor, every tensor of the wrong shape or that cannot be read or
-/// transformed, and every checkpoint tensor neither used nor ignored. Returns the number of
-/// parameters loaded.
-template <class M>
-std::int64_t load_safetensors(M& m, const safetensors_file& f, const name_map& map) {
+/// @brief A safetensors file as a checkpoint source: F32 / F16 / BF16 tensors are in the formats
+/// of those names, and tensors named in the "tformer.formats" metadata are packed formats.
+class safetensors_source {
+ public:
+  explicit safetensors_source(const safetensors_file& f) : f_(&f) {
+    const auto it = f.metadata().find(formats_metadata_key);
+    if (it == f.metadata().end()) return;
+    try {
+      const auto j = nlohmann::json::parse(it->second);
+      for (const auto& [name, v] : j.items())
+        packed_.emplace(name, packed{v.at("format").get<std::string>(), v.at("shape").at(0).get<std::int64_t>(),
+                                     v.at("shape").at(1).get<std::int64_t>()});
+    } catch (const nlohmann::json::exception& e) {
+      throw io_error("tformer: '" + f.path() + "': metadata entry \"" + formats_metadata_key + "\" is malformed: " + e.what());
+    }
+  }
+  std::string path() const { return f_->path(); }
+  std::vector<std::string> tensor_names() const {
+    std::vector<std::string> names;
+    for (const auto& e : f_->entries()) names.push_back(e.name);
+    return names;
+  }
+  std::optional<checkpoint_tensor> find_tensor(const std::string& name) const {
+    const auto* e = f_->find(name);
+    if (!e) return std::nullopt;
+    checkpoint_tensor t{e->name, e->shape, {}, f_->bytes(*e)};
+    if (const auto p = packed_.find(name); p != packed_.end()) {
+      if (e->dtype_name != "U8" || e->shape.size() != 2 || e->shape[0] != p->second.rows)
+        throw io_error("tformer: '" + path() + "': packed tensor '" + name + "' (" + p->second.format +
+                       ") must be stored as U8 [rows, row bytes]");
+      t.shape = {p->second.rows, p->second.cols};
+      t.format = p->second.format;
+    } else {
+      detail::each_format(quant::known{}, [&](auto fmt) {
+        using F = decltype(fmt);
+        if constexpr (quant::file_dtype_format<F>)
+          if (e->dtype_name == F::file_dtype) t.format = F::name;
+      });
+    }
+    return t;
+  }
+  tensor<float> read_float(const std::string& name) const {
+    const auto t = find_tensor(name);
+    if (!t) throw io_error("tformer: safetensors file '" + path() + "' has no tensor '" + name + "'");
+    if (packed_.count(name)) return detail::dequantize_bytes(path(), *t);
+    return f_->load<float>(name);
+  }
+
+ private:
+  struct packed {
+    std::string format;
+    std::int64_t rows = 0, cols = 0;
+  };
+  const safetensors_file* f_;
+  std::map<std::string, packed> packed_;
+};
+
+/// @brief Loads every parameter of model m from a checkpoint source through map. Weights in a
+/// format take the file's bytes as they are when the file holds that format and the rule has no
+/// transform; everything else is read as float, transformed and converted. Throws io_error
+/// listing every parameter without a rule or tensor, every tensor of the wrong shape or that
+/// cannot be read or transformed, and every tensor neither used nor ignored. Returns the number
+/// of parameters loaded.
+template <class M, checkpoint_source Src>
+std::int64_t load_checkpoint(M& m, const Src& f, const name_map& map) {
   std::vector<std::string> problems;
   std::set<std::string> used;
   std::int64_t loaded = 0;
-  const auto packed = detail::packed_entries(f);
   m.visit(
       [&](const std::string& name, auto& param) {
         using P = std::remove_reference_t<decltype(param)>;
@@ -216,38 +279,33 @@ std::int64_t load_safetensors(M& m, const safetensors_file& f, const name_map& m
           problems.push_back("parameter '" + name + "' has no rule in the name map");
           return;
         }
-        const auto* entry = f.find(src->name);
-        if (!entry) {
-          problems.push_back("missing tensor '" + src->name + "' (for parameter '" + name + "')");
-          return;
-        }
-        used.insert(src->name);
         try {
+          const auto entry = f.find_tensor(src->name);
+          if (!entry) {
+            problems.push_back("missing tensor '" + src->name + "' (for parameter '" + name + "')");
+            return;
+          }
+          used.insert(src->name);
           if constexpr (quant::is_matrix<P>) {
             using F = typename P::format;
-            const auto p = packed.find(src->name);
-            const bool transformed = src->transpose || src->chunks > 1;
-            if (!transformed && detail::holds_native<F>(*entry, packed)) {
-              const shape stored = p != packed.end() ? shape{p->second.rows, p->second.cols}
-                                   : entry->shape.size() == 2 ? shape{entry->shape[0], entry->shape[1]}
-                                                              : shape{};
+            if (src->transpose == false && src->chunks == 1 && entry->format == F::name) {
+              const shape stored = detail::to_shape(entry->shape, f.path(), entry->name);
               if (!(stored == param.shape())) {
                 problems.push_back("tensor '" + src->name + "' has shape " + stored.to_string() + " but parameter '" + name +
                                    "' needs " + param.shape().to_string());
                 return;
               }
-              const auto bytes = f.bytes(*entry);
-              if (bytes.size() != param.size_bytes()) {
-                problems.push_back("tensor '" + src->name + "' holds " + std::to_string(bytes.size()) + " bytes but " +
+              if (entry->bytes.size() != param.size_bytes()) {
+                problems.push_back("tensor '" + src->name + "' holds " + std::to_string(entry->bytes.size()) + " bytes but " +
                                    F::name + " parameter '" + name + "' needs " + std::to_string(param.size_bytes()));
                 return;
               }
-              if (!bytes.empty()) std::memcpy(param.data(), bytes.data(), bytes.size());
+              if (!entry->bytes.empty()) std::memcpy(param.data(), entry->bytes.data(), entry->bytes.size());
               ++loaded;
               return;
             }
           }
-          tensor<float> t = detail::read_source(f, *src, packed);
+          tensor<float> t = detail::read_source(f, *src);
           if (!(t.shape() == param.shape())) {
             problems.push_back("tensor '" + src->name + "' has shape " + t.shape().to_string() + " but parameter '" + name +
                                "' needs " + param.shape().to_string());
@@ -268,14 +326,20 @@ std::int64_t load_safetensors(M& m, const safetensors_file& f, const name_map& m
         }
       },
       "");
-  for (const auto& e : f.entries())
-    if (!used.count(e.name) && !map.ignored(e.name)) problems.push_back("extra tensor '" + e.name + "' is not used");
+  for (const auto& n : f.tensor_names())
+    if (!used.count(n) && !map.ignored(n)) problems.push_back("extra tensor '" + n + "' is not used");
   if (!problems.empty()) {
     std::string msg = "tformer: cannot load '" + f.path() + "': " + std::to_string(problems.size()) + " problem(s):";
     for (const auto& p : problems) msg += "\n  " + p;
     throw io_error(msg);
   }
   return loaded;
+}
+
+/// @brief load_checkpoint from a safetensors file.
+template <class M>
+std::int64_t load_safetensors(M& m, const safetensors_file& f, const name_map& map) {
+  return load_checkpoint(m, safetensors_source(f), map);
 }
 
 /// @brief The map that save_safetensors implies: every parameter of m under its own name.
