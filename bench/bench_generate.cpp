@@ -3,7 +3,8 @@
 // already in the KV cache, beside the bandwidth bound of reading every weight once per step:
 // weight bytes / step time is reported as GB/s, to be read against bench_memory's DRAM figure.
 // The same model in Q8_0 (every linear and the tied table: 1/3.76 of the f32 bytes), checked
-// against the f32 model first, for the tokens/s ratio. A sliding-window decoder (window 256) with
+// against the f32 model first, for the tokens/s ratio: with float activations (the default) and
+// with int8 activations (quant::int8_activations: the fused VNNI product). A sliding-window decoder (window 256) with
 // its ring-buffer state against the full cache: the state's bytes stay constant as the context
 // grows. And the bundled date model (examples/data/dates) normalizing a batch of held-out-style
 // inputs with greedy decoding and with 4 beams: output characters per second.
@@ -24,7 +25,10 @@ struct gpt2_spec {
   static constexpr bool tie_embeddings = true;
 };
 struct gpt2_q8_0_spec : gpt2_spec {
-  using weights = quant::q8_0;  // every linear and the tied embedding table / head
+  using weights = quant::q8_0;  // every linear and the tied embedding table / head; float activations
+};
+struct gpt2_q8_0_int8_spec : gpt2_spec {
+  using weights = quant::int8_activations<quant::q8_0>;  // decode through the fused int8 product
 };
 
 template <class Spec>
@@ -185,6 +189,11 @@ BENCHMARK(BM_gpt2_decode_step<gpt2_spec>)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gpt2_decode_step<gpt2_q8_0_spec>)
     ->Name("BM_gpt2_decode_step/q8_0")
+    ->ArgNames({"batch", "context", "threads"})
+    ->Args({1, 128, 1})->Args({1, 128, 2})->Args({8, 128, 2})->Args({1, 1024, 2})->Args({8, 1024, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_gpt2_decode_step<gpt2_q8_0_int8_spec>)
+    ->Name("BM_gpt2_decode_step/q8_0_int8")
     ->ArgNames({"batch", "context", "threads"})
     ->Args({1, 128, 1})->Args({1, 128, 2})->Args({8, 128, 2})->Args({1, 1024, 2})->Args({8, 1024, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();

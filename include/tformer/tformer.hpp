@@ -28,6 +28,8 @@
 #include "quant/format.hpp"
 #include "quant/formats.hpp"
 #include "quant/matrix.hpp"
+#include "quant/q4_0.hpp"
+#include "quant/q4_1.hpp"
 #include "quant/q8_0.hpp"
 
 // ops: free functions on tensor views

@@ -121,7 +121,10 @@ struct llama_spec {
   using final_norm = nn::rms_norm;
 };
 struct llama_q8_spec : llama_spec {
-  using weights = quant::q8_0;  // every linear and the table in Q8_0: the fused decode product
+  using weights = quant::q8_0;  // every linear and the table in Q8_0 (decode: dequantized rows, float products)
+};
+struct llama_q8_int8_spec : llama_spec {
+  using weights = quant::int8_activations<quant::q8_0>;  // decode: the fused int8 product
 };
 struct gpt2_spec {
   using layer = nn::transformer_layer<nn::pre_ln, nn::layer_norm, nn::multi_head_attention<>, nn::mlp<simd::act::gelu_tanh>>;
@@ -194,15 +197,18 @@ TEST_CASE("a decode step of the Llama-style (f32 and Q8_0) and GPT-2-style model
   auto q8_config = llama_config();
   q8_config.layer.ffn.d_ff = 704;  // Q8_0 rows hold whole blocks of 32
   models::decoder_lm<llama_q8_spec> llama_q8(q8_config);
+  models::decoder_lm<llama_q8_int8_spec> llama_q8_int8(q8_config);
   nn::init_random(llama, 7);
   nn::init_random(gpt2, 7);
   nn::init_random(llama_q8, 7);
+  nn::init_random(llama_q8_int8, 7);
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     INFO("threads " << threads);
     CHECK(decoder_steps(llama, 1) == 0);
     CHECK(decoder_steps(gpt2, 1) == 0);
     CHECK(decoder_steps(llama_q8, 1) == 0);
+    CHECK(decoder_steps(llama_q8_int8, 1) == 0);
   }
 }
 

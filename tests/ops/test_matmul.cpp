@@ -3,6 +3,7 @@
 // blocked order has error ~ K * 2^-24 in the worst case, far below this for K <= 1024.
 #include <tformer/core/eigen.hpp>
 #include <tformer/ops/matmul.hpp>
+#include <tformer/quant/q8_0.hpp>
 
 #include <array>
 #include <cmath>
@@ -183,4 +184,24 @@ TEST_CASE("as_matrix maps row-major views without copying", "[eigen]") {
   CHECK_THROWS_AS(tformer::as_matrix(t3.view()), tformer::shape_error);
   tformer::tensor_view<float> columns(t.data(), shape{3, 2}, {1, 3, 0, 0});  // transposed: inner stride 3
   CHECK_THROWS_AS(tformer::as_matrix(columns), tformer::shape_error);
+}
+
+TEST_CASE("linear with packed weights and few rows keeps the activations in float", "[matmul][quant]") {
+  thread_guard guard;
+  const std::int64_t k = 96, n = 900;
+  const auto wq = tformer::quant::matrix<tformer::quant::q8_0>::quantize(random_tensor(shape{n, k}, 21));
+  const auto wd = wq.to_float();
+  const auto bias = random_tensor(shape{n}, 22);
+  for (std::int64_t m : {1, 3, 8}) {
+    const auto x = random_tensor(shape{m, k}, 23);
+    tensor<float> y1(shape{m, n}), y2(shape{m, n}), ref(shape{m, n});
+    tformer::set_num_threads(1);
+    tformer::ops::linear(x, wq, y1, bias);
+    tformer::set_num_threads(2);
+    tformer::ops::linear(x, wq, y2, bias);
+    tformer::ops::linear(x, wd, ref, bias);  // float weights: Eigen's product
+    REQUIRE(std::memcmp(y1.data(), y2.data(), static_cast<std::size_t>(m * n) * sizeof(float)) == 0);
+    for (std::int64_t i = 0; i < y1.numel(); ++i)  // float products of the same weights: summation order only
+      REQUIRE(std::fabs(y1.data()[i] - ref.data()[i]) <= 1e-5f * (1.0f + std::fabs(ref.data()[i])));
+  }
 }

@@ -425,13 +425,14 @@ TEST_CASE("q8_0 paths are exact on integer data, -128 weights included", "[quant
   }
 }
 
-TEST_CASE("ops::linear with q8_0 weights: fused for <= 8 rows, dequantized tiles beyond", "[quant][q8_0]") {
+TEST_CASE("ops::linear with q8_0 weights: fused for <= 8 rows (int8 activations), dequantized tiles beyond",
+          "[quant][q8_0]") {
   test::thread_guard guard;
   std::uint32_t seed = 40;
   for (const std::int64_t k : {32, 96, 768}) {
     for (const std::int64_t n : {1, 17, 1000}) {  // 1000 columns: several column tiles
       const auto wf = test::random_tensor(shape{n, k}, seed++);
-      const auto wq = quant::matrix<q8_0>::quantize(wf);
+      const auto wq = quant::matrix<quant::int8_activations<q8_0>>::quantize(wf);  // the fused product on
       const auto wd = wq.to_float();  // the dequantized weights: exactly what the fused product uses
       const auto bias = test::random_tensor(shape{n}, seed++);
       for (const std::int64_t m : {1, 2, 5, 8, 9, 33, 70}) {

@@ -9,10 +9,12 @@
 // the threads. So the result is bit-identical for any thread count. Eigen's own threading is
 // switched off once, before tformer's first product (Eigen::setNbThreads(1)).
 //
-// Weights in a format other than f32 take one of two paths: few activation rows (decode) use the
-// format's fused product when it has one (quant::fused_format), which never writes dequantized
-// weights to memory; otherwise each tile dequantizes blocks of W's rows into per-thread scratch
-// and multiplies them in float (the generic prefill path).
+// Weights in a format other than f32 take one of three paths. Few activation rows (decode): the
+// format's fused product when the spec opted in (quant::int8_activations<F>: activations rounded
+// to int8 on the fly), otherwise each weight row is dequantized into the thread's scratch (one row,
+// in L1) and dotted with every activation row in float. Many rows (prefill): each tile
+// dequantizes blocks of W's rows into per-thread scratch and multiplies them in float (the
+// generic path).
 #pragma once
 
 #include <algorithm>
@@ -30,6 +32,7 @@
 #include "../core/tensor.hpp"
 #include "../core/workspace.hpp"
 #include "../quant/f32.hpp"
+#include "../simd/elementwise.hpp"
 #include "../quant/format.hpp"
 #include "../quant/matrix.hpp"
 
@@ -172,10 +175,14 @@ inline void linear(tensor_view<const float> x, tensor_view<const bf16> w, tensor
       block * k, ws);
 }
 
+/// @brief Activation rows up to which a product in a packed format runs row by row (decode).
+inline constexpr std::int64_t few_rows = 8;
+
 /// @brief y = x * W^T (+ bias) with W [N, K] a quant::matrix in any weight format: f32 reads W in
-/// place; a format with a fused product uses it for up to F::max_fused_rows rows of x (decode);
-/// otherwise tiles dequantize blocks of W's rows and multiply in float. ws supplies the scratch
-/// (activations, dequantized rows); without one the scratch comes from the heap.
+/// place; up to few_rows rows of x (decode) take the fused product of an int8_activations<F> format,
+/// or else dot each dequantized row of W with x in float; more rows dequantize tiles of W into the
+/// float GEMM. ws supplies the scratch (activations, dequantized rows); without one it comes from
+/// the heap.
 template <quant::weight_format F>
 void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<float> y,
             tensor_view<const float> bias = {}, workspace* ws = nullptr) {
@@ -186,7 +193,12 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
     detail::check_linear(x, w.shape(), y, bias);
     const std::int64_t m = x.dim(0), k = x.dim(1), n = w.rows();
     if (m == 0 || n == 0) return;
-    if constexpr (quant::fused_format<F>) {
+    auto add_bias = [&](std::int64_t c0, std::int64_t cols) {
+      if (bias.data() != nullptr)
+        for (std::int64_t r = 0; r < m; ++r)
+          for (std::int64_t c = 0; c < cols; ++c) y.data()[r * y.stride(0) + c0 + c] += bias.data()[c0 + c];
+    };
+    if constexpr (quant::uses_fused_product<F>) {
       if (m <= F::max_fused_rows && k > 0) {
         workspace_ref scratch(ws);
         const auto scope = scratch->open();
@@ -196,10 +208,30 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
         parallel_for(t.col_tiles, [&](std::int64_t tile) {
           const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
           F::fused_product(acts, m, k, w.row(c0), w.row_bytes(), cols, y.data() + c0, y.stride(0));
-          if (bias.data() != nullptr)
-            for (std::int64_t r = 0; r < m; ++r)
-              for (std::int64_t c = 0; c < cols; ++c) y.data()[r * y.stride(0) + c0 + c] += bias.data()[c0 + c];
+          add_bias(c0, cols);
         }, t.col_block * k / 4);
+        return;
+      }
+    }
+    if constexpr (!quant::element_format<F>) {
+      if (m <= few_rows && k > 0) {  // decode: one dequantized row of W at a time, float products
+        const auto t = detail::tile_output(m, n);
+        const std::int64_t cost = t.col_block * k * (m + 2) / 8;
+        const int threads = loop_threads(t.col_tiles, cost);
+        const std::int64_t row_floats = (k + 15) / 16 * 16;
+        workspace_ref scratch(ws);
+        const auto scope = scratch->open();
+        float* rows = scratch->take_raw<float>(static_cast<std::size_t>(threads * row_floats));
+        parallel_for_slots(threads, t.col_tiles, [&](std::int64_t tile, int slot) {
+          const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
+          float* wr = rows + slot * row_floats;  // W's row j as floats: [K]
+          for (std::int64_t j = c0; j < c0 + cols; ++j) {
+            F::dequantize_row(w.row(j), wr, k);
+            for (std::int64_t r = 0; r < m; ++r)
+              y.data()[r * y.stride(0) + j] = simd::dot(x.data() + r * x.stride(0), wr, static_cast<std::size_t>(k));
+          }
+          add_bias(c0, cols);
+        });
         return;
       }
     }

@@ -14,6 +14,7 @@ struct bf16 : converted_rows<tformer::bf16> {
   using element = tformer::bf16;
   static constexpr const char* name = "bf16";
   static constexpr const char* file_dtype = "BF16";
+  static constexpr std::uint32_t ggml_type = 30;  // GGML_TYPE_BF16
   static constexpr std::int64_t block_size = 1;
   static constexpr std::int64_t block_bytes = 2;
   static constexpr double bits_per_weight = 16.0;

@@ -14,6 +14,7 @@ struct f32 {
   using element = float;
   static constexpr const char* name = "f32";
   static constexpr const char* file_dtype = "F32";
+  static constexpr std::uint32_t ggml_type = 0;  // GGML_TYPE_F32
   static constexpr std::int64_t block_size = 1;
   static constexpr std::int64_t block_bytes = 4;
   static constexpr double bits_per_weight = 32.0;

@@ -17,6 +17,9 @@
 //                                            rows are viewed as tensors, products read them directly
 //   static constexpr const char* file_dtype  the safetensors dtype whose bytes are this format's
 //                                            ("F32", "BF16", ...): loading copies them as they are
+//   static constexpr std::uint32_t ggml_type the ggml / GGUF type id whose blocks are this format's
+//                                            bytes (F32 0, F16 1, Q8_0 8, BF16 30, ...): GGUF files
+//                                            load and save them as they are (io/gguf.hpp)
 //   fused product for few activation rows (decode): see fused_format.
 #pragma once
 
@@ -54,7 +57,8 @@ concept element_format = weight_format<F> && requires { typename F::element; } &
 ///   prepare_activations(x, ldx, m, k, acts)           x [m, k] (row stride ldx) -> acts (e.g. int8 blocks)
 ///   fused_product(acts, m, k, w, row_bytes, n, y, ldy)  y[i, j] = sum_k x[i, k] w[j, k], i < m, j < n,
 ///                                                     for n packed rows of w starting at w
-/// ops::linear uses it when the activations have at most max_fused_rows rows.
+/// ops::linear uses it for up to max_fused_rows activation rows when the format is wrapped in
+/// int8_activations (below).
 template <class F>
 concept fused_format = weight_format<F> &&
     requires(const float* x, std::int64_t i, const std::byte* acts, std::byte* out, float* y) {
@@ -64,10 +68,34 @@ concept fused_format = weight_format<F> &&
       F::fused_product(acts, i, i, acts, i, i, y, i);
     };
 
+/// @brief Format F with its fused product switched on. ops::linear uses a format's fused product
+/// (which rounds the activations, to int8 per block for the ggml formats) only for a format
+/// wrapped like this; by default activations stay float (f32 is the oracle). Products with up to
+/// F::max_fused_rows activation rows (decode) then run F's integer kernel: faster, within the
+/// activation rounding error F's test bounds. The bytes, the name and everything else are F's, so
+/// files load as they are.
+///   struct fast_spec : llama_spec { using weights = quant::int8_activations<quant::q8_0>; };
+template <fused_format F>
+struct int8_activations : F {
+  static constexpr bool use_fused_product = true;
+};
+
+/// @brief A format whose fused product ops::linear uses (an int8_activations<F>).
+template <class F>
+concept uses_fused_product = fused_format<F> && requires {
+  requires F::use_fused_product;
+};
+
 /// @brief A format whose bytes are those of a safetensors dtype (loaded and saved as they are).
 template <class F>
 concept file_dtype_format = weight_format<F> && requires {
   { F::file_dtype } -> std::convertible_to<std::string_view>;
+};
+
+/// @brief A format whose blocks are those of a ggml type (GGUF loads and saves them as they are).
+template <class F>
+concept ggml_format = weight_format<F> && requires {
+  { F::ggml_type } -> std::convertible_to<std::uint32_t>;
 };
 
 /// @brief Bytes of one row of cols weights in format F (cols a multiple of F::block_size).

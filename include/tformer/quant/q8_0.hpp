@@ -27,6 +27,7 @@
 #include "../core/error.hpp"
 #include "../core/half.hpp"
 #include "format.hpp"
+#include "q8_activations.hpp"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 #define TFORMER_Q8_0_AVX512VNNI 1
@@ -42,158 +43,31 @@ namespace tformer::quant {
 
 namespace detail::q8_0_kernels {
 
-inline constexpr std::int64_t block = 32;        // weights (and activations) per block
+// The activations (int8 per block of 32 with float scales, in the scratch layout of
+// q8_activations::activations) and the helpers shared with q4_0 / q4_1 live in q8_activations.hpp.
+using q8_activations::activations;
+using q8_activations::block;  // weights (and activations) per block
+using q8_activations::for_row_groups;
+using q8_activations::lanes;
+using q8_activations::max_rows;
+using q8_activations::prepare;
+using q8_activations::prepare_block_scalar;
+using q8_activations::quantize_block;
+using q8_activations::round_half_away;
+#if defined(TFORMER_Q8_0_AVX2)
+using q8_activations::hsum;
+using q8_activations::prepare_block_avx2;
+#endif
+
 inline constexpr std::int64_t block_bytes = 34;  // 2-byte fp16 scale + 32 int8
-inline constexpr std::int64_t max_rows = 8;      // activation rows that share one read of a weight row
-inline constexpr std::int64_t lanes = block / 4;  // int32 lanes of one block's products (4 bytes each)
 
 /// @brief The binary16 bits of the scale of the block at p (blocks are unaligned; stored little endian).
-inline std::uint16_t scale_bits(const std::byte* p) noexcept {
-  std::uint16_t bits;
-  std::memcpy(&bits, p, sizeof bits);
-  if constexpr (std::endian::native == std::endian::big) bits = static_cast<std::uint16_t>((bits >> 8) | (bits << 8));
-  return bits;
-}
+inline std::uint16_t scale_bits(const std::byte* p) noexcept { return q8_activations::half_bits(p); }
 /// @brief The scale d of the block at p, as float (exact).
-inline float scale_of(const std::byte* p) noexcept { return static_cast<float>(tformer::f16::from_bits(scale_bits(p))); }
+inline float scale_of(const std::byte* p) noexcept { return q8_activations::half_at(p); }
 
 /// @brief The 32 int8 weights of the block at p.
 inline const std::int8_t* quants_of(const std::byte* p) noexcept { return reinterpret_cast<const std::int8_t*>(p + 2); }
-
-/// @brief roundf(v): nearest integer, halves away from zero (sign of zero kept), for |v| < 2^23
-/// (q8_0 sees |v| <= 127). t + 0.5 is exact there, so the comparison decides exactly (the tempting
-/// trunc(v + 0.5) rounds 0.49999997 up), and nothing is subtracted from v, so a compiler that
-/// contracts x * id - t into an fma (GCC's default -ffp-contract=fast) cannot change the result.
-/// test_q8_0 checks it against std::round on the 129 floats around every half-integer up to 300.
-inline float round_half_away(float v) noexcept {
-  const float a = std::fabs(v), t = std::trunc(a);
-  return std::copysign(a >= t + 0.5f ? t + 1.0f : t, v);
-}
-
-/// @brief One block of 32 floats -> q [32] int8 in [-127, 127]; returns the float scale amax / 127.
-/// ggml's quantize_row_q8_0_ref step by step. Inputs must be finite (as in ggml: an infinity gives
-/// id = 0 and a NaN product, which has no int8 value).
-inline float quantize_block(const float* x, std::int8_t* q) noexcept {
-  float amax = 0.0f;
-  for (std::int64_t j = 0; j < block; ++j) {
-    const float v = std::fabs(x[j]);
-    amax = amax > v ? amax : v;  // ggml: MAX(amax, fabsf(v))
-  }
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;  // all-zero block: d = 0, every q = 0
-  for (std::int64_t j = 0; j < block; ++j) q[j] = static_cast<std::int8_t>(round_half_away(x[j] * id));
-  return d;
-}
-
-// The activation scratch: m rows of stride(k) bytes each (a multiple of 64), row i at acts + i *
-// stride(k). A row of k activations (k a multiple of 32, nb = k / 32 blocks) holds three arrays
-// of k bytes each, every one indexed so that the int32 lanes of a block's 32-byte product line up:
-//
-//   [0, k)     int8  q[k]              activations quantized per block, in [-127, 127]
-//   [k, 2k)    float scale[k / 4]      d_x of block b repeated in scale[8b .. 8b+7] (one per lane)
-//   [2k, 3k)   int32 corr[k / 4]       -128 * (q[4l] + q[4l+1] + q[4l+2] + q[4l+3]) for lane l
-//
-// scale and corr have one entry per group of 4 activations, the group a dot-product instruction
-// sums into one int32 lane, so the SIMD paths load them as vectors with no broadcast or shuffle.
-// corr serves the VNNI path's +128 shift (see dot_avx512vnni). Offsets k and 2k are multiples of
-// 32, so with the workspace's 64-byte aligned base every vector load of 32 bytes is aligned.
-struct activations {
-  static constexpr std::int64_t stride(std::int64_t k) noexcept { return (3 * k + 63) / 64 * 64; }
-  static const std::int8_t* q(const std::byte* acts, std::int64_t k, std::int64_t i) noexcept {
-    return reinterpret_cast<const std::int8_t*>(acts + i * stride(k));
-  }
-  static const float* scale(const std::byte* acts, std::int64_t k, std::int64_t i) noexcept {
-    return reinterpret_cast<const float*>(acts + i * stride(k) + k);
-  }
-  static const std::int32_t* corr(const std::byte* acts, std::int64_t k, std::int64_t i) noexcept {
-    return reinterpret_cast<const std::int32_t*>(acts + i * stride(k) + 2 * k);
-  }
-};
-
-/// @brief One block of activations x [32] -> q [32], scale [8], corr [8] (the layout above).
-inline void prepare_block_scalar(const float* x, std::int8_t* q, float* scale, std::int32_t* corr) noexcept {
-  const float d = quantize_block(x, q);
-  for (std::int64_t l = 0; l < lanes; ++l) {
-    const std::int8_t* g = q + 4 * l;  // the 4 activations of lane l
-    scale[l] = d;
-    corr[l] = -128 * (g[0] + g[1] + g[2] + g[3]);
-  }
-}
-
-#if defined(TFORMER_Q8_0_AVX2)
-/// @brief prepare_block_scalar in AVX2, with identical results for finite x: the max of |x| is
-/// exact in any order, d and id are the same scalar divisions, x * id the same float products, and
-/// the rounding is round_half_away lane by lane. (The compiler does not vectorize the scalar one:
-/// ggml's MAX reduction is not a max it may reorder.) Used by every path: all see the same bytes.
-inline void prepare_block_avx2(const float* x, std::int8_t* q, float* scale, std::int32_t* corr) noexcept {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 v[4];
-  for (int c = 0; c < 4; ++c) v[c] = _mm256_loadu_ps(x + 8 * c);
-  // amax = max |x_j|
-  const __m256 m8 = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                                  _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float d = _mm_cvtss_f32(m4) / 127.0f;
-  const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-  // q = round_half_away(x * id), as int32 in [-127, 127]
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-  __m256i qi[4];
-  for (int c = 0; c < 4; ++c) {
-    const __m256 p = _mm256_mul_ps(v[c], id);
-    const __m256 a = _mm256_andnot_ps(sign, p);
-    const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 r = _mm256_blendv_ps(t, _mm256_add_ps(t, one), _mm256_cmp_ps(a, _mm256_add_ps(t, half), _CMP_GE_OQ));
-    qi[c] = _mm256_cvttps_epi32(_mm256_or_ps(r, _mm256_and_ps(p, sign)));  // copysign; -0 -> 0
-  }
-  // int32 -> int8 (the packs work per 128-bit half; the permute puts the 8 groups back in order)
-  const __m256i q16a = _mm256_packs_epi32(qi[0], qi[1]), q16b = _mm256_packs_epi32(qi[2], qi[3]);
-  const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), q8);
-  _mm256_storeu_ps(scale, _mm256_set1_ps(d));
-  // corr: -128 * (sum of each 4 consecutive q): 1 x q summed in pairs (int16), then pairs of those
-  const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(corr), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s4, 7)));
-}
-#endif
-
-/// @brief x [m, k] (row stride ldx) -> acts in the layout above. k % 32 == 0; acts 4-byte aligned.
-inline void prepare(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, std::byte* acts) {
-  TFORMER_ASSERT(k % block == 0);
-  TFORMER_ASSERT(reinterpret_cast<std::uintptr_t>(acts) % alignof(float) == 0);
-  for (std::int64_t i = 0; i < m; ++i) {
-    std::byte* row = acts + i * activations::stride(k);
-    auto* q = reinterpret_cast<std::int8_t*>(row);
-    auto* scale = reinterpret_cast<float*>(row + k);
-    auto* corr = reinterpret_cast<std::int32_t*>(row + 2 * k);
-    for (std::int64_t b = 0; b < k / block; ++b) {
-#if defined(TFORMER_Q8_0_AVX2)
-      prepare_block_avx2(x + i * ldx + b * block, q + b * block, scale + b * lanes, corr + b * lanes);
-#else
-      prepare_block_scalar(x + i * ldx + b * block, q + b * block, scale + b * lanes, corr + b * lanes);
-#endif
-    }
-  }
-}
-
-/// @brief Calls fn.template operator()<R>(i0) for each group of R <= max_rows activation rows
-/// starting at i0, with R a compile-time constant (the SIMD paths keep R accumulators in registers).
-template <class Fn>
-void for_row_groups(std::int64_t m, Fn&& fn) {
-  for (std::int64_t i0 = 0; i0 < m; i0 += max_rows) {
-    switch (std::min(max_rows, m - i0)) {
-      case 1: fn.template operator()<1>(i0); break;
-      case 2: fn.template operator()<2>(i0); break;
-      case 3: fn.template operator()<3>(i0); break;
-      case 4: fn.template operator()<4>(i0); break;
-      case 5: fn.template operator()<5>(i0); break;
-      case 6: fn.template operator()<6>(i0); break;
-      case 7: fn.template operator()<7>(i0); break;
-      default: fn.template operator()<8>(i0); break;
-    }
-  }
-}
 
 // Every path below: acts from prepare (m rows of k activations), w -> n packed weight rows of
 // row_bytes each, y[i * ldy + j] for i < m, j < n. The loops run weight row j outermost and, for
@@ -229,14 +103,6 @@ inline void dot_scalar(const std::byte* acts, std::int64_t m, std::int64_t k, co
 }
 
 #if defined(TFORMER_Q8_0_AVX2)
-/// @brief The 8 lanes of v, summed (a fixed order: halves, then pairs).
-inline float hsum(__m256 v) noexcept {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 /// @brief AVX2 + FMA, one 32-byte block per register, ggml's sign trick: maddubs multiplies u8 by
 /// s8, so the weights go in as |w| (u8) and their sign moves onto the activations, sign(x, w).
 /// -128: |w| of the byte -128 is 0x80 = 128 read as u8, so -128 weights are exact (ggml's
@@ -281,11 +147,7 @@ inline void dot_avx2(const std::byte* acts, std::int64_t m, std::int64_t k, cons
 
 #if defined(TFORMER_Q8_0_AVX512VNNI)
 /// @brief [d_a x 8, d_b x 8]: the scales of two blocks, one per int32 lane of their products.
-inline __m512 scale_pair(const std::byte* a, const std::byte* b) noexcept {
-  const __m128i ha = _mm_set1_epi16(static_cast<short>(scale_bits(a)));
-  const __m128i hb = _mm_set1_epi16(static_cast<short>(scale_bits(b)));
-  return _mm512_cvtph_ps(_mm256_set_m128i(hb, ha));  // exact, subnormals included
-}
+inline __m512 scale_pair(const std::byte* a, const std::byte* b) noexcept { return q8_activations::half_pair(a, b); }
 
 /// @brief AVX-512 VNNI: two blocks per 512-bit register, vpdpbusd (u8 x s8, 4 products summed per
 /// int32 lane, no saturation) with the +128 shift on the weights rather than the sign trick:
@@ -369,6 +231,7 @@ inline constexpr const char* best_path = "scalar";
 /// per weight), bit-exact with ggml, with a fused int8 product for decode (see the top of q8_0.hpp).
 struct q8_0 {
   static constexpr const char* name = "q8_0";
+  static constexpr std::uint32_t ggml_type = 8;  // GGML_TYPE_Q8_0
   static constexpr std::int64_t block_size = detail::q8_0_kernels::block;
   static constexpr std::int64_t block_bytes = detail::q8_0_kernels::block_bytes;
   static constexpr double bits_per_weight = 8.5;
@@ -381,9 +244,7 @@ struct q8_0 {
       std::byte* blk = blocks + b * block_bytes;
       std::int8_t q[block_size];
       const float d = detail::q8_0_kernels::quantize_block(x + b * block_size, q);
-      std::uint16_t bits = tformer::f16(d).bits;  // round to nearest even (ggml's GGML_FP32_TO_FP16)
-      if constexpr (std::endian::native == std::endian::big) bits = static_cast<std::uint16_t>((bits >> 8) | (bits << 8));
-      std::memcpy(blk, &bits, sizeof bits);
+      detail::q8_activations::put_half(blk, d);  // round to nearest even (ggml's GGML_FP32_TO_FP16)
       std::memcpy(blk + 2, q, sizeof q);
     }
   }
@@ -401,7 +262,7 @@ struct q8_0 {
   /// @brief Scratch bytes for m rows of k activations (3k a row, rounded up to 64; layout in
   /// detail::q8_0_kernels::activations).
   static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept {
-    return static_cast<std::size_t>(m * detail::q8_0_kernels::activations::stride(k));
+    return detail::q8_activations::bytes(m, k);
   }
   /// @brief x [m, k] (row stride ldx) -> acts: int8 per block of 32, float scale amax / 127 per
   /// block (ggml's rounding), and the per-lane sums the VNNI path needs. k % 32 == 0.
