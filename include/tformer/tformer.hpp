@@ -79,6 +79,8 @@
 
 // io: files and checkpoints
 #include "io/checkpoint.hpp"
+#include "io/gguf.hpp"
+#include "io/gguf_source.hpp"
 #include "io/mapped_file.hpp"
 #include "io/name_maps.hpp"
 #include "io/safetensors.hpp"
