@@ -66,6 +66,7 @@
 #include "models/encoder.hpp"
 #include "models/encoder_decoder.hpp"
 #include "models/heads.hpp"
+#include "models/llama.hpp"
 #include "models/spec.hpp"
 #include "models/stack.hpp"
 #include "models/state.hpp"

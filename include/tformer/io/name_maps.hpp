@@ -4,6 +4,7 @@
 //   torch_*: PyTorch nn.MultiheadAttention / nn.TransformerEncoderLayer / nn.TransformerDecoderLayer /
 //            nn.Transformer state_dict names (fused in_proj split into q, k, v)
 //   hf_*:    Hugging Face transformers BERT, GPT-2, Llama and T5 checkpoints
+//   gguf_*:  llama.cpp's GGUF tensor names (its converters' output)
 #pragma once
 
 #include <string>
@@ -156,6 +157,25 @@ inline name_map hf_t5() {
     m.ignore(side + ".embed_tokens.weight");
   }
   m.add("lm_head.weight", "lm_head.weight");
+  return m;
+}
+
+/// @brief llama.cpp's GGUF names for the llama architecture -> models::decoder_lm (Llama, SmolLM2,
+/// Mistral): token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
+/// ffn_gate, ffn_up, ffn_down}, output_norm, output (absent when the head is tied). llama.cpp's
+/// converter permutes the rows of attn_q and attn_k so that rotary pairs are adjacent: run these
+/// weights with nn::rotary{.interleaved = true} (models::gguf_llama_config does).
+inline name_map gguf_llama() {
+  name_map m;
+  m.add("embed.tokens.weight", "token_embd.weight");
+  const std::string L = "layers.{i}.", G = "blk.{i}.";
+  m.add(L + "attn.q.weight", G + "attn_q.weight").add(L + "attn.k.weight", G + "attn_k.weight");
+  m.add(L + "attn.v.weight", G + "attn_v.weight").add(L + "attn.o.weight", G + "attn_output.weight");
+  m.add(L + "attn_norm.weight", G + "attn_norm.weight").add(L + "ffn_norm.weight", G + "ffn_norm.weight");
+  m.add(L + "ffn.gate.weight", G + "ffn_gate.weight").add(L + "ffn.up.weight", G + "ffn_up.weight");
+  m.add(L + "ffn.down.weight", G + "ffn_down.weight");
+  m.add("final_norm.weight", "output_norm.weight").add("lm_head.weight", "output.weight");
+  m.ignore("rope_freqs.weight");
   return m;
 }
 

@@ -1,0 +1,151 @@
+// The Llama preset from a GGUF file as llama.cpp's converter writes one: the sizes from llama.*
+// metadata, llama.cpp's tensor names, the rows of attn_q / attn_k permuted for adjacent rotary
+// pairs (run with interleaved rotary), weights in f32 or in Q8_0 loaded as their bytes. The
+// logits equal the same model built from the unpermuted weights with rotate-half rotary.
+#include <tformer/io/gguf.hpp>
+#include <tformer/io/gguf_source.hpp>
+#include <tformer/io/name_maps.hpp>
+#include <tformer/models/decoder.hpp>
+#include <tformer/models/llama.hpp>
+#include <tformer/nn/parameters.hpp>
+#include <tformer/quant/q8_0.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <string>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace tformer;
+
+namespace {
+using hf_llama = models::decoder_lm<models::llama<>>;  // rotate-half rotary, untied head
+
+models::model_config tiny() {
+  models::model_config c;
+  c.vocab = 64, c.layers = 2;
+  c.layer.attention = {.d_model = 32, .heads = 4, .kv_heads = 2, .qkv_bias = false, .out_bias = false};
+  c.layer.ffn = {.d_model = 32, .d_ff = 64, .bias = false};
+  c.layer.norm_eps = 1e-5f;
+  c.layer.rope = nn::rotary{.base = 500000.0f};
+  return c;
+}
+
+// llama.cpp's permute(): the rows of each head reordered so rotate-half pairs (i, i + hd/2) become
+// adjacent pairs (2i, 2i + 1).
+tensor<float> permute_rows(tensor_view<const float> w, std::int64_t heads) {
+  tensor<float> out(w.shape());
+  const std::int64_t hd = w.dim(0) / heads, cols = w.dim(1);
+  for (std::int64_t h = 0; h < heads; ++h)
+    for (std::int64_t i = 0; i < hd / 2; ++i)
+      for (std::int64_t j = 0; j < 2; ++j)
+        std::copy_n(w.row(h * hd + j * hd / 2 + i), cols, out.data() + (h * hd + 2 * i + j) * cols);
+  return out;
+}
+
+// Writes m as a llama-architecture GGUF in format F (norms in f32), the way llama.cpp's converter does.
+template <class F>
+void write_gguf(const hf_llama& m, const std::filesystem::path& path) {
+  const auto& c = m.config;
+  io::gguf_writer w;
+  w.add("general.architecture", std::string("llama"));
+  w.add("llama.block_count", static_cast<std::uint32_t>(c.layers));
+  w.add("llama.embedding_length", static_cast<std::uint32_t>(c.d_model()));
+  w.add("llama.feed_forward_length", static_cast<std::uint32_t>(c.layer.ffn.d_ff));
+  w.add("llama.attention.head_count", static_cast<std::uint32_t>(c.layer.attention.heads));
+  w.add("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.layer.attention.kv_heads));
+  w.add("llama.attention.layer_norm_rms_epsilon", c.layer.norm_eps);
+  w.add("llama.rope.freq_base", c.layer.rope.base);
+  w.add("llama.vocab_size", static_cast<std::uint32_t>(c.vocab));
+  std::deque<quant::matrix<F>> mats;  // kept alive (and in place) until write()
+  auto matrix = [&](const std::string& name, tensor_view<const float> t) {
+    mats.push_back(quant::matrix<F>::quantize(t));
+    w.add_tensor(name, mats.back());
+  };
+  matrix("token_embd.weight", m.embed.tokens.weight.view());
+  for (std::int64_t i = 0; i < c.layers; ++i) {
+    const auto& l = m.stack.layers[static_cast<std::size_t>(i)];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    const auto q = permute_rows(l.self_attn.q.weight.view(), c.layer.attention.heads);
+    const auto k = permute_rows(l.self_attn.k.weight.view(), c.layer.attention.kv_heads);
+    matrix(p + "attn_q.weight", q);
+    matrix(p + "attn_k.weight", k);
+    matrix(p + "attn_v.weight", l.self_attn.v.weight.view());
+    matrix(p + "attn_output.weight", l.self_attn.o.weight.view());
+    matrix(p + "ffn_gate.weight", l.ffn.gate.weight.view());
+    matrix(p + "ffn_up.weight", l.ffn.up.weight.view());
+    matrix(p + "ffn_down.weight", l.ffn.down.weight.view());
+    w.add_tensor(p + "attn_norm.weight", l.attn_residual.norm_in.weight);
+    w.add_tensor(p + "ffn_norm.weight", l.ffn_residual.norm_in.weight);
+  }
+  w.add_tensor("output_norm.weight", m.stack.final_norm.weight);
+  matrix("output.weight", m.lm_head.weight.view());
+  w.write(path);
+}
+
+tensor<std::int32_t> prompt() {
+  tensor<std::int32_t> ids(shape{2, 11});
+  for (std::int64_t i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<std::int32_t>((i * 19 + 3) % 64);
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("a llama GGUF loads with its sizes, names and permuted rotary rows", "[models][llama][gguf]") {
+  hf_llama ref(tiny());
+  nn::init_random(ref, 3);
+  for (auto& l : ref.stack.layers)
+    for (std::int64_t i = 0; i < 32; ++i) l.attn_residual.norm_in.weight(i) = 1.0f + 0.01f * static_cast<float>(i);
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_llama.gguf";
+  write_gguf<quant::f32>(ref, path);
+
+  const io::gguf_file f(path);
+  const auto c = models::llama_config(f);
+  CHECK(c.vocab == 64);
+  CHECK(c.layers == 2);
+  CHECK(c.layer.attention.kv_heads == 2);
+  CHECK(c.layer.attention.head_dim == 8);
+  CHECK(c.layer.rope.interleaved);
+  CHECK(c.layer.rope.base == 500000.0f);
+  CHECK_FALSE(models::gguf_tied_head(f));
+  hf_llama from_gguf(c);
+  CHECK(io::load_gguf(from_gguf, f, io::gguf_llama()) == static_cast<std::int64_t>(nn::parameter_names(from_gguf).size()));
+  const auto want = ref.forward(prompt()), got = from_gguf.forward(prompt());
+  for (std::int64_t i = 0; i < want.numel(); ++i) REQUIRE(std::fabs(got.data()[i] - want.data()[i]) <= 1e-5f);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a Q8_0 llama GGUF loads as its bytes and equals the float model on those weights", "[models][llama][gguf]") {
+  hf_llama ref(tiny());
+  nn::init_random(ref, 4);
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_llama_q8.gguf";
+  write_gguf<quant::q8_0>(ref, path);
+  const io::gguf_file f(path);
+  models::decoder_lm<models::llama<quant::q8_0>> q8(models::llama_config(f));
+  io::load_gguf(q8, f, io::gguf_llama());
+  CHECK(std::memcmp(q8.stack.layers[1].ffn.up.weight.data(), f.bytes(f.at("blk.1.ffn_up.weight")).data(),
+                    q8.stack.layers[1].ffn.up.weight.size_bytes()) == 0);  // no float round trip
+  hf_llama dequantized(models::llama_config(f));  // the same file into f32 parameters: dequantized
+  io::load_gguf(dequantized, f, io::gguf_llama());
+  const auto want = dequantized.forward(prompt()), got = q8.forward(prompt());
+  for (std::int64_t i = 0; i < want.numel(); ++i) REQUIRE(std::fabs(got.data()[i] - want.data()[i]) <= 1e-5f);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("llama_config names the file and the key it cannot use", "[models][llama][gguf][errors]") {
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_not_llama.gguf";
+  io::gguf_writer w;
+  w.add("general.architecture", std::string("gpt2"));
+  w.write(path);
+  const auto msg = test::thrown_message<io_error>([&] { (void)models::llama_config(io::gguf_file(path)); });
+  CHECK(msg.find("general.architecture is 'gpt2'") != std::string::npos);
+  CHECK(msg.find(path.string()) != std::string::npos);
+  io::gguf_writer w2;
+  w2.add("general.architecture", std::string("llama"));
+  w2.write(path);
+  const auto missing = test::thrown_message<io_error>([&] { (void)models::llama_config(io::gguf_file(path)); });
+  CHECK(missing.find("llama.block_count") != std::string::npos);
+  std::filesystem::remove(path);
+}
