@@ -19,9 +19,10 @@
 // The fused product (decode, up to 8 activation rows) quantizes the activations per block of 32
 // to int8 with a float scale, exactly as q8_0 does (ggml pairs Q4_0 with Q8_0 activations), and
 // multiplies with exact int32 sums per block: y[i, j] = sum_b (d_w[j,b] * d_x[i,b]) * sum_t
-// (qw[j,b,t] - 8) * qx[i,b,t], the blocks' float sums accumulated with fma. Three compiled paths,
-// chosen at compile time: AVX-512 VNNI, AVX2 + FMA, and a scalar reference that defines the result.
-// No path writes dequantized weights to memory.
+// (qw[j,b,t] - 8) * qx[i,b,t], the blocks' float sums accumulated with fma. Its loops are
+// ggml_dot.hpp's, as for q8_0 (three compiled paths, chosen at compile time: AVX-512 VNNI, AVX2 +
+// FMA, and a scalar reference that defines the result); the block's part of them is
+// q4_0_kernels::blocks. No path writes dequantized weights to memory.
 #pragma once
 
 #include <array>
@@ -34,17 +35,8 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "ggml_dot.hpp"
 #include "q8_activations.hpp"
-
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
-#define TFORMER_Q4_0_AVX512VNNI 1
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-#define TFORMER_Q4_0_AVX2 1
-#endif
-#if defined(TFORMER_Q4_0_AVX512VNNI) || defined(TFORMER_Q4_0_AVX2)
-#include <immintrin.h>
-#endif
 
 namespace tformer::quant {
 
@@ -52,7 +44,6 @@ namespace detail::q4_0_kernels {
 
 using q8_activations::activations;
 using q8_activations::block;  // weights (and activations) per block
-using q8_activations::for_row_groups;
 using q8_activations::lanes;
 using q8_activations::max_rows;
 
@@ -120,7 +111,7 @@ inline void unpack(const std::uint8_t* qs, std::uint8_t* w) noexcept {
   }
 }
 
-#if defined(TFORMER_Q4_0_AVX2) || defined(TFORMER_Q4_0_AVX512VNNI)
+#if defined(TFORMER_GGML_DOT_AVX2) || defined(TFORMER_GGML_DOT_AVX512VNNI)
 /// @brief The 32 nibbles of qs [16] as u8 in weight order: [qs & 15 (16 bytes), qs >> 4 (16 bytes)].
 inline __m256i unpack_avx2(const std::uint8_t* qs) noexcept {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
@@ -129,7 +120,7 @@ inline __m256i unpack_avx2(const std::uint8_t* qs) noexcept {
 }
 #endif
 
-#if defined(TFORMER_Q4_0_AVX512VNNI)
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
 /// @brief The 64 nibbles of two blocks' qs (a, b; 16 bytes each) as u8 in weight order:
 /// [a & 15, a >> 4, b & 15, b >> 4], 16 bytes each.
 inline __m512i unpack_pair_avx512(const std::uint8_t* a, const std::uint8_t* b) noexcept {
@@ -143,146 +134,40 @@ inline __m512i unpack_pair_avx512(const std::uint8_t* a, const std::uint8_t* b) 
 }
 #endif
 
-// Every path below: acts from q8_activations::prepare (m rows of k activations), w -> n packed
-// weight rows of row_bytes each, y[i * ldy + j] for i < m, j < n. As in q8_0, weight row j runs
-// outermost and each of its blocks is unpacked once for up to 8 activation rows.
-
-/// @brief The scalar reference, which defines the product: per block the exact int32 sum of
-/// (q - 8) x qx (|sum| <= 32 * 8 * 127), then acc = fma(d_w * d_x, (float)sum, acc) block after
-/// block. The SIMD paths compute the same integer sums and float scales, and differ only in the
-/// order of the float sums.
-inline void dot_scalar(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
-                       std::int64_t n, float* y, std::int64_t ldy) {
-  TFORMER_ASSERT(k % block == 0);
-  const std::int64_t nb = k / block;
-  for_row_groups(m, [&]<int R>(std::int64_t i0) {
-    for (std::int64_t j = 0; j < n; ++j) {
-      const std::byte* wr = w + j * row_bytes;
-      float acc[R] = {};
-      for (std::int64_t b = 0; b < nb; ++b) {
-        const float dw = scale_of(wr + b * block_bytes);
-        std::uint8_t qw[block];
-        unpack(nibbles_of(wr + b * block_bytes), qw);
-        for (int r = 0; r < R; ++r) {
-          const std::int8_t* qx = activations::q(acts, k, i0 + r) + b * block;
-          std::int32_t sum = 0;
-          for (std::int64_t t = 0; t < block; ++t) sum += (static_cast<std::int32_t>(qw[t]) - 8) * qx[t];
-          const float dx = activations::scale(acts, k, i0 + r)[b * lanes];
-          acc[r] = std::fma(dw * dx, static_cast<float>(sum), acc[r]);
-        }
-      }
-      for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
-    }
-  });
-}
-
-#if defined(TFORMER_Q4_0_AVX2)
-/// @brief AVX2 + FMA, one block per register, ggml's sign trick on the signed weights q - 8 in
-/// [-8, 7]: maddubs takes |q - 8| as u8 and the activations with the weights' signs, sign(x, q - 8)
-/// (activations are in [-127, 127], so the sign flip never wraps). Pairs stay far below int16
-/// saturation: 2 * 8 * 127 = 2032.
-inline void dot_avx2(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
-                     std::int64_t n, float* y, std::int64_t ldy) {
-  TFORMER_ASSERT(k % block == 0);
-  const std::int64_t nb = k / block;
-  const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
-  for_row_groups(m, [&]<int R>(std::int64_t i0) {
-    const std::int8_t* qx[R];
-    const float* sx[R];
-    for (int r = 0; r < R; ++r) {
-      qx[r] = activations::q(acts, k, i0 + r);
-      sx[r] = activations::scale(acts, k, i0 + r);
-    }
-    for (std::int64_t j = 0; j < n; ++j) {
-      const std::byte* wr = w + j * row_bytes;
-      __m256 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-      for (std::int64_t b = 0; b < nb; ++b) {
-        const std::byte* blk = wr + b * block_bytes;
-        const __m256i qw = _mm256_sub_epi8(unpack_avx2(nibbles_of(blk)), eight);  // q - 8, s8
-        const __m256i aw = _mm256_abs_epi8(qw);
-        const __m256 dw = _mm256_set1_ps(scale_of(blk));
-        for (int r = 0; r < R; ++r) {
-          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * block));
-          // 32 products -> 16 int16 pair sums -> 8 int32 lanes of 4 products each (exact)
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, qw)), ones);
-          const __m256 s = _mm256_mul_ps(dw, _mm256_loadu_ps(sx[r] + b * lanes));  // d_w * d_x per lane
-          acc[r] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc[r]);
-        }
-      }
-      for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = q8_activations::hsum(acc[r]);
-    }
-  });
-}
+/// @brief Q4_0's blocks in ggml_dot's fused product (a ggml_dot::block_policy): the integers are
+/// the signed weights q - 8 in [-8, 7] (the nibbles q less zero = 8). AVX2's maddubs pairs stay far below int16 saturation:
+/// 2 * 8 * 127 = 2032. For VNNI the weights shifted by +128 are q + 120 (u8 in [120, 135]): one
+/// add per weight block. (The alternative, q as it is with -8 * sum x, needs corr / 16: a shift
+/// per activation row and block.)
+struct blocks {
+  static constexpr std::int64_t bytes = block_bytes;
+  static constexpr bool is_signed = true;
+  static constexpr bool has_offset = false;
+  using int_type = std::uint8_t;
+  static constexpr std::int32_t zero = 8;
+  TFORMER_GGML_DOT_INLINE static const std::uint8_t* ints(const std::byte* p, std::uint8_t (&buf)[block]) noexcept {
+    unpack(nibbles_of(p), buf);
+    return buf;
+  }
+#if defined(TFORMER_GGML_DOT_AVX2)
+  TFORMER_GGML_DOT_INLINE static __m256i ints_avx2(const std::byte* p) noexcept {
+    return _mm256_sub_epi8(unpack_avx2(nibbles_of(p)), _mm256_set1_epi8(8));  // q - 8, s8
+  }
 #endif
-
-#if defined(TFORMER_Q4_0_AVX512VNNI)
-/// @brief AVX-512 VNNI: two blocks per 512-bit register, vpdpbusd (u8 x s8, 4 products summed per
-/// int32 lane). The nibbles q are unsigned already, and q - 8 is the signed weight; as in q8_0 the
-/// weights go in shifted by +128, as q + 120 (u8 in [120, 135]), and the activations' lane sums
-/// times -128 (corr, from the scratch) start the accumulator:
-///   corr + sum_t (q_t + 120) x_t = sum_t (q_t - 8) x_t   (exact).
-/// One add per weight block and nothing per activation row. (The alternative, q as it is with
-/// -8 * sum x, needs corr / 16: a shift per row and block.)
-inline void dot_avx512vnni(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                           std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-  TFORMER_ASSERT(k % block == 0);
-  const std::int64_t nb = k / block;
-  const __m512i shift = _mm512_set1_epi8(120);
-  for_row_groups(m, [&]<int R>(std::int64_t i0) {
-    const std::int8_t* qx[R];
-    const float* sx[R];
-    const std::int32_t* cx[R];
-    for (int r = 0; r < R; ++r) {
-      qx[r] = activations::q(acts, k, i0 + r);
-      sx[r] = activations::scale(acts, k, i0 + r);
-      cx[r] = activations::corr(acts, k, i0 + r);
-    }
-    for (std::int64_t j = 0; j < n; ++j) {
-      const std::byte* wr = w + j * row_bytes;
-      __m512 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-      std::int64_t b = 0;
-      for (; b + 2 <= nb; b += 2) {
-        // blocks b, b + 1: 64 weights, as q + 120
-        const std::byte* blk = wr + b * block_bytes;
-        const __m512i wu = _mm512_add_epi8(unpack_pair_avx512(nibbles_of(blk), nibbles_of(blk + block_bytes)), shift);
-        const __m512 dw = q8_activations::half_pair(blk, blk + block_bytes);
-        for (int r = 0; r < R; ++r) {
-          __m512i p = _mm512_loadu_si512(cx[r] + b * lanes);
-          p = _mm512_dpbusd_epi32(p, wu, _mm512_loadu_si512(qx[r] + b * block));
-          const __m512 s = _mm512_mul_ps(dw, _mm512_loadu_ps(sx[r] + b * lanes));  // d_w * d_x per lane
-          acc[r] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(p), acc[r]);
-        }
-      }
-      if (b < nb) {
-        // the last, odd block: 8 lanes in 256 bits (AVX512VL), added into the lower half of acc
-        const std::byte* blk = wr + b * block_bytes;
-        const __m256i wu = _mm256_add_epi8(unpack_avx2(nibbles_of(blk)), _mm512_castsi512_si256(shift));
-        const __m256 dw = _mm256_set1_ps(scale_of(blk));
-        for (int r = 0; r < R; ++r) {
-          __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cx[r] + b * lanes));
-          p = _mm256_dpbusd_epi32(p, wu, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * block)));
-          const __m256 s = _mm256_mul_ps(dw, _mm256_loadu_ps(sx[r] + b * lanes));
-          // lanes 0..7: s * p + acc; lanes 8..15 keep acc (the undefined upper halves are masked off)
-          acc[r] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(s), _mm512_castps256_ps512(_mm256_cvtepi32_ps(p)),
-                                         acc[r], 0x00FF);
-        }
-      }
-      for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
-    }
-  });
-}
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
+  TFORMER_GGML_DOT_INLINE static __m512i vnni_pair(const std::byte* a, const std::byte* b) noexcept {
+    return _mm512_add_epi8(unpack_pair_avx512(nibbles_of(a), nibbles_of(b)), _mm512_set1_epi8(120));
+  }
+  TFORMER_GGML_DOT_INLINE static __m256i vnni_one(const std::byte* a) noexcept {
+    return _mm256_add_epi8(unpack_avx2(nibbles_of(a)), _mm256_set1_epi8(120));
+  }
 #endif
+};
 
-/// @brief The name of the path fused_product uses in this build.
-#if defined(TFORMER_Q4_0_AVX512VNNI)
-inline constexpr const char* best_path = "avx512vnni";
-#elif defined(TFORMER_Q4_0_AVX2)
-inline constexpr const char* best_path = "avx2";
-#else
-inline constexpr const char* best_path = "scalar";
-#endif
+/// @brief The fused product's paths: dot::scalar (the reference), dot::avx2, dot::avx512vnni
+/// where compiled, dot::best (the one fused_product uses, named by best_path).
+using dot = ggml_dot::dot<blocks>;
+using ggml_dot::best_path;
 
 }  // namespace detail::q4_0_kernels
 
@@ -332,13 +217,7 @@ struct q4_0 {
   /// w points at n packed rows of row_bytes each. Uses the best path compiled in (best_path).
   static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
                             std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-#if defined(TFORMER_Q4_0_AVX512VNNI)
-    detail::q4_0_kernels::dot_avx512vnni(acts, m, k, w, row_bytes, n, y, ldy);
-#elif defined(TFORMER_Q4_0_AVX2)
-    detail::q4_0_kernels::dot_avx2(acts, m, k, w, row_bytes, n, y, ldy);
-#else
-    detail::q4_0_kernels::dot_scalar(acts, m, k, w, row_bytes, n, y, ldy);
-#endif
+    detail::q4_0_kernels::dot::best(acts, m, k, w, row_bytes, n, y, ldy);
   }
 };
 

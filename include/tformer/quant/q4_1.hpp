@@ -20,8 +20,10 @@
 // block's s = d_x * sum_t qx_t (ggml's y.s, kept in float here as d_x is), which stands for sum_t x_t
 // in the offset's term. Per block, with I = sum_t q_t qx_t an exact int32 sum:
 //   y[i, j] = sum_b (d_w d_x) I + m_w s,
-// the float terms accumulated with fma. Three compiled paths, chosen at compile time: AVX-512 VNNI,
-// AVX2 + FMA, and a scalar reference that defines the result. No path writes dequantized weights.
+// the float terms accumulated with fma. Its loops are ggml_dot.hpp's, as for q8_0 and q4_0 (three
+// compiled paths, chosen at compile time: AVX-512 VNNI, AVX2 + FMA, and a scalar reference that
+// defines the result); the block's part of them is q4_1_kernels::blocks. No path writes dequantized
+// weights.
 #pragma once
 
 #include <cmath>
@@ -33,18 +35,9 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "ggml_dot.hpp"
 #include "q4_0.hpp"  // the nibble layout (unpack) and ggml's rounding to a nibble (nibble_of)
 #include "q8_activations.hpp"
-
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
-#define TFORMER_Q4_1_AVX512VNNI 1
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-#define TFORMER_Q4_1_AVX2 1
-#endif
-#if defined(TFORMER_Q4_1_AVX512VNNI) || defined(TFORMER_Q4_1_AVX2)
-#include <immintrin.h>
-#endif
 
 namespace tformer::quant {
 
@@ -52,7 +45,6 @@ namespace detail::q4_1_kernels {
 
 using q8_activations::activations;
 using q8_activations::block;  // weights (and activations) per block
-using q8_activations::for_row_groups;
 using q8_activations::lanes;
 using q8_activations::max_rows;
 using q4_0_kernels::nibble_of;
@@ -91,7 +83,7 @@ inline void quantize_block(const float* x, std::byte* blk) noexcept {
 // blocks' sums of every row, float sum[m][k / 4], laid out as the scales are: sum[i][8b .. 8b+7] =
 // s_b = fl(d_x * sum_t qx_t) for block b (the int sum is exact: the lane sums corr / -128 give it),
 // one per int32 lane of the block's products, so the SIMD paths add the offset's terms with one
-// vector fma per block and row (and 1/8 of m_w per lane: see dot_avx2). k bytes a row.
+// vector fma per block and row (and 1/8 of m_w per lane: see ggml_dot's dot::avx2). k bytes a row.
 struct activation_sums {
   static std::size_t bytes(std::int64_t m, std::int64_t k) noexcept {
     return q8_activations::bytes(m, k) + static_cast<std::size_t>(m * k);
@@ -116,146 +108,43 @@ inline void prepare(const float* x, std::int64_t ldx, std::int64_t m, std::int64
   }
 }
 
-// Every path below: acts from prepare (m rows of k activations), w -> n packed weight rows of
-// row_bytes each, y[i * ldy + j] for i < m, j < n; the loop order of q8_0.
-
-/// @brief The scalar reference, which defines the product: per block the exact int32 sum I =
-/// sum_t q_t qx_t (q in [0, 15]), then acc = fma(d_w * d_x, (float)I, acc) and acc = fma(m_w, s,
-/// acc), block after block. The SIMD paths compute the same integer sums and float scales and take
-/// the same s; they differ only in the order of the float sums.
-inline void dot_scalar(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
-                       std::int64_t n, float* y, std::int64_t ldy) {
-  TFORMER_ASSERT(k % block == 0);
-  const std::int64_t nb = k / block;
-  for_row_groups(m, [&]<int R>(std::int64_t i0) {
-    for (std::int64_t j = 0; j < n; ++j) {
-      const std::byte* wr = w + j * row_bytes;
-      float acc[R] = {};
-      for (std::int64_t b = 0; b < nb; ++b) {
-        const std::byte* blk = wr + b * block_bytes;
-        const float dw = scale_of(blk), mw = offset_of(blk);
-        std::uint8_t qw[block];
-        unpack(nibbles_of(blk), qw);
-        for (int r = 0; r < R; ++r) {
-          const std::int8_t* qx = activations::q(acts, k, i0 + r) + b * block;
-          std::int32_t dot = 0;  // |dot| <= 32 * 15 * 127
-          for (std::int64_t t = 0; t < block; ++t) dot += static_cast<std::int32_t>(qw[t]) * qx[t];
-          const float dx = activations::scale(acts, k, i0 + r)[b * lanes];
-          acc[r] = std::fma(dw * dx, static_cast<float>(dot), acc[r]);
-          acc[r] = std::fma(mw, activation_sums::row(acts, m, k, i0 + r)[b * lanes], acc[r]);
-        }
-      }
-      for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
-    }
-  });
-}
-
-#if defined(TFORMER_Q4_1_AVX2)
-/// @brief AVX2 + FMA, one block per register: the nibbles are u8 already, so maddubs takes them
-/// against the int8 activations directly (pairs at most 2 * 15 * 127 = 3810, far from int16
-/// saturation). The offset's term m_w s of a block is spread over its 8 lanes: (m_w / 8) s each,
-/// with m_w / 8 exact (a binary16 over 8 is a normal float), so the lanes add up to m_w s and the
-/// paths differ from the scalar one only in the order of the float sums.
-inline void dot_avx2(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
-                     std::int64_t n, float* y, std::int64_t ldy) {
-  TFORMER_ASSERT(k % block == 0);
-  const std::int64_t nb = k / block;
-  const __m256i ones = _mm256_set1_epi16(1);
-  for_row_groups(m, [&]<int R>(std::int64_t i0) {
-    const std::int8_t* qx[R];
-    const float* sx[R];
-    const float* bs[R];
-    for (int r = 0; r < R; ++r) {
-      qx[r] = activations::q(acts, k, i0 + r);
-      sx[r] = activations::scale(acts, k, i0 + r);
-      bs[r] = activation_sums::row(acts, m, k, i0 + r);
-    }
-    for (std::int64_t j = 0; j < n; ++j) {
-      const std::byte* wr = w + j * row_bytes;
-      __m256 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-      for (std::int64_t b = 0; b < nb; ++b) {
-        const std::byte* blk = wr + b * block_bytes;
-        const __m256i qw = q4_0_kernels::unpack_avx2(nibbles_of(blk));  // q, u8 in [0, 15]
-        const __m256 dw = _mm256_set1_ps(scale_of(blk)), mw8 = _mm256_set1_ps(offset_of(blk) * 0.125f);
-        for (int r = 0; r < R; ++r) {
-          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * block));
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, x), ones);  // I per lane
-          acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(sx[r] + b * lanes)), _mm256_cvtepi32_ps(p), acc[r]);
-          acc[r] = _mm256_fmadd_ps(mw8, _mm256_loadu_ps(bs[r] + b * lanes), acc[r]);
-        }
-      }
-      for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = q8_activations::hsum(acc[r]);
-    }
-  });
-}
+/// @brief Q4_1's blocks in ggml_dot's fused product (a ggml_dot::block_policy): the integers are
+/// the nibbles q in [0, 15], unsigned, so they are the u8 operand of maddubs and vpdpbusd as they
+/// are (no sign trick, no shift, no correction in the integer sum; maddubs pairs at most
+/// 2 * 15 * 127 = 3810, far from int16 saturation), and the offset m_w (at byte 2) adds m_w * s
+/// per block, s from activation_sums.
+struct blocks {
+  static constexpr std::int64_t bytes = block_bytes;
+  static constexpr bool is_signed = false;
+  static constexpr bool has_offset = true;
+  static constexpr std::int64_t offset_at = 2;  // where offset_of reads m_w
+  using int_type = std::uint8_t;
+  static constexpr std::int32_t zero = 0;
+  TFORMER_GGML_DOT_INLINE static const std::uint8_t* ints(const std::byte* p, std::uint8_t (&buf)[block]) noexcept {
+    unpack(nibbles_of(p), buf);
+    return buf;
+  }
+  TFORMER_GGML_DOT_INLINE static const float* sums(const std::byte* acts, std::int64_t m, std::int64_t k,
+                                                   std::int64_t i) noexcept {
+    return activation_sums::row(acts, m, k, i);
+  }
+#if defined(TFORMER_GGML_DOT_AVX2)
+  TFORMER_GGML_DOT_INLINE static __m256i ints_avx2(const std::byte* p) noexcept {
+    return q4_0_kernels::unpack_avx2(nibbles_of(p));  // q, u8 in [0, 15]
+  }
 #endif
-
-#if defined(TFORMER_Q4_1_AVX512VNNI)
-/// @brief AVX-512 VNNI: two blocks per 512-bit register, vpdpbusd with the nibbles as the u8
-/// operand as they are (Q4_1's weights are unsigned: no shift, no correction in the integer sum);
-/// the offset's terms as in dot_avx2.
-inline void dot_avx512vnni(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                           std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-  TFORMER_ASSERT(k % block == 0);
-  const std::int64_t nb = k / block;
-  for_row_groups(m, [&]<int R>(std::int64_t i0) {
-    const std::int8_t* qx[R];
-    const float* sx[R];
-    const float* bs[R];
-    for (int r = 0; r < R; ++r) {
-      qx[r] = activations::q(acts, k, i0 + r);
-      sx[r] = activations::scale(acts, k, i0 + r);
-      bs[r] = activation_sums::row(acts, m, k, i0 + r);
-    }
-    for (std::int64_t j = 0; j < n; ++j) {
-      const std::byte* wr = w + j * row_bytes;
-      __m512 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-      const __m512 eighth = _mm512_set1_ps(0.125f);
-      std::int64_t b = 0;
-      for (; b + 2 <= nb; b += 2) {
-        const std::byte* blk = wr + b * block_bytes;
-        const __m512i qw = q4_0_kernels::unpack_pair_avx512(nibbles_of(blk), nibbles_of(blk + block_bytes));
-        const __m512 dw = q8_activations::half_pair(blk, blk + block_bytes);
-        const __m512 mw8 = _mm512_mul_ps(q8_activations::half_pair(blk + 2, blk + block_bytes + 2), eighth);  // exact
-        for (int r = 0; r < R; ++r) {
-          const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, _mm512_loadu_si512(qx[r] + b * block));
-          acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(sx[r] + b * lanes)), _mm512_cvtepi32_ps(p), acc[r]);
-          acc[r] = _mm512_fmadd_ps(mw8, _mm512_loadu_ps(bs[r] + b * lanes), acc[r]);
-        }
-      }
-      if (b < nb) {
-        // the last, odd block: 8 lanes in 256 bits (AVX512VL), added into the lower half of acc
-        const std::byte* blk = wr + b * block_bytes;
-        const __m256i qw = q4_0_kernels::unpack_avx2(nibbles_of(blk));
-        const __m256 dw = _mm256_set1_ps(scale_of(blk)), mw8 = _mm256_set1_ps(offset_of(blk) * 0.125f);
-        for (int r = 0; r < R; ++r) {
-          const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qw,
-                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * block)));
-          const __m256 s = _mm256_mul_ps(dw, _mm256_loadu_ps(sx[r] + b * lanes));
-          // lanes 0..7: s * p + acc, then + (m_w / 8) s_b; lanes 8..15 keep acc (the undefined upper
-          // halves are masked off)
-          acc[r] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(s), _mm512_castps256_ps512(_mm256_cvtepi32_ps(p)),
-                                         acc[r], 0x00FF);
-          acc[r] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(mw8), _mm512_castps256_ps512(_mm256_loadu_ps(bs[r] + b * lanes)),
-                                         acc[r], 0x00FF);
-        }
-      }
-      for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
-    }
-  });
-}
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
+  TFORMER_GGML_DOT_INLINE static __m512i vnni_pair(const std::byte* a, const std::byte* b) noexcept {
+    return q4_0_kernels::unpack_pair_avx512(nibbles_of(a), nibbles_of(b));
+  }
+  TFORMER_GGML_DOT_INLINE static __m256i vnni_one(const std::byte* a) noexcept { return ints_avx2(a); }
 #endif
+};
 
-/// @brief The name of the path fused_product uses in this build.
-#if defined(TFORMER_Q4_1_AVX512VNNI)
-inline constexpr const char* best_path = "avx512vnni";
-#elif defined(TFORMER_Q4_1_AVX2)
-inline constexpr const char* best_path = "avx2";
-#else
-inline constexpr const char* best_path = "scalar";
-#endif
+/// @brief The fused product's paths: dot::scalar (the reference), dot::avx2, dot::avx512vnni
+/// where compiled, dot::best (the one fused_product uses, named by best_path).
+using dot = ggml_dot::dot<blocks>;
+using ggml_dot::best_path;
 
 }  // namespace detail::q4_1_kernels
 
@@ -307,13 +196,7 @@ struct q4_1 {
   /// the best path compiled in (best_path).
   static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
                             std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-#if defined(TFORMER_Q4_1_AVX512VNNI)
-    detail::q4_1_kernels::dot_avx512vnni(acts, m, k, w, row_bytes, n, y, ldy);
-#elif defined(TFORMER_Q4_1_AVX2)
-    detail::q4_1_kernels::dot_avx2(acts, m, k, w, row_bytes, n, y, ldy);
-#else
-    detail::q4_1_kernels::dot_scalar(acts, m, k, w, row_bytes, n, y, ldy);
-#endif
+    detail::q4_1_kernels::dot::best(acts, m, k, w, row_bytes, n, y, ldy);
   }
 };
 

@@ -2,12 +2,11 @@
 // of float activations are quantized per block of 32 to int8 with one float scale per block, the
 // way ggml quantizes them to Q8_0 (for Q8_0 and Q4_0 weights) or Q8_1 (for Q4_1 weights: the same
 // int8 values; Q8_1 adds the block's sum, which the scratch below carries per lane). Each weight
-// format then multiplies its own blocks by these with exact int32 sums per block. The helpers the
-// formats' kernels share live here too: the row-group dispatch, the fp16 fields of unaligned
-// blocks, and the horizontal sums. Internal: include a format header (q8_0.hpp, q4_0.hpp, ...).
+// format then multiplies its own blocks by these with exact int32 sums per block, in the loops of
+// ggml_dot.hpp. The fp16 fields of unaligned blocks are read and written here too. Internal:
+// include a format header (q8_0.hpp, q4_0.hpp, ...).
 #pragma once
 
-#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -21,10 +20,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #define TFORMER_Q8_ACTIVATIONS_AVX2 1
 #endif
-#if defined(__AVX512F__)
-#define TFORMER_Q8_ACTIVATIONS_AVX512 1
-#endif
-#if defined(TFORMER_Q8_ACTIVATIONS_AVX2) || defined(TFORMER_Q8_ACTIVATIONS_AVX512)
+#if defined(TFORMER_Q8_ACTIVATIONS_AVX2)
 #include <immintrin.h>
 #endif
 
@@ -85,8 +81,8 @@ inline float quantize_block(const float* x, std::int8_t* q) noexcept {
 //
 // scale and corr have one entry per group of 4 activations, the group a dot-product instruction
 // sums into one int32 lane, so the SIMD paths load them as vectors with no broadcast or shuffle.
-// corr serves the VNNI paths' +128 shift of signed weights (see q8_0's dot_avx512vnni), and gives
-// the lane sums of q (corr / -128, exact) that Q4_1's offsets multiply. Offsets k and 2k are
+// corr serves the VNNI paths' +128 shift of signed weights (see ggml_dot.hpp, dot::avx512vnni), and
+// gives the lane sums of q (corr / -128, exact) that Q4_1's offsets multiply. Offsets k and 2k are
 // multiples of 32, so with the workspace's 64-byte aligned base every 32-byte load is aligned.
 struct activations {
   static constexpr std::int64_t stride(std::int64_t k) noexcept { return (3 * k + 63) / 64 * 64; }
@@ -172,43 +168,5 @@ inline void prepare(const float* x, std::int64_t ldx, std::int64_t m, std::int64
     }
   }
 }
-
-/// @brief Calls fn.template operator()<R>(i0) for each group of R <= max_rows activation rows
-/// starting at i0, with R a compile-time constant (the SIMD paths keep R accumulators in registers).
-template <class Fn>
-void for_row_groups(std::int64_t m, Fn&& fn) {
-  for (std::int64_t i0 = 0; i0 < m; i0 += max_rows) {
-    switch (std::min(max_rows, m - i0)) {
-      case 1: fn.template operator()<1>(i0); break;
-      case 2: fn.template operator()<2>(i0); break;
-      case 3: fn.template operator()<3>(i0); break;
-      case 4: fn.template operator()<4>(i0); break;
-      case 5: fn.template operator()<5>(i0); break;
-      case 6: fn.template operator()<6>(i0); break;
-      case 7: fn.template operator()<7>(i0); break;
-      default: fn.template operator()<8>(i0); break;
-    }
-  }
-}
-
-#if defined(TFORMER_Q8_ACTIVATIONS_AVX2)
-/// @brief The 8 lanes of v, summed (a fixed order: halves, then pairs).
-inline float hsum(__m256 v) noexcept {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-#endif
-
-#if defined(TFORMER_Q8_ACTIVATIONS_AVX512)
-/// @brief [h(a) x 8, h(b) x 8]: the binary16 fields at a and b (the scales of two blocks), one per
-/// int32 lane of their products, as float.
-inline __m512 half_pair(const std::byte* a, const std::byte* b) noexcept {
-  const __m128i ha = _mm_set1_epi16(static_cast<short>(half_bits(a)));
-  const __m128i hb = _mm_set1_epi16(static_cast<short>(half_bits(b)));
-  return _mm512_cvtph_ps(_mm256_set_m128i(hb, ha));  // exact, subnormals included
-}
-#endif
 
 }  // namespace tformer::quant::detail::q8_activations

@@ -1,0 +1,303 @@
+// The loops of the ggml-style fused products (q8_0, q4_0, q4_1), written once: y[i, j] = the dot
+// product of activation row i (quantized by q8_activations::prepare) with packed weight row j, for
+// up to 8 activation rows at a time, per block of 32 an exact int32 sum of integer weights by int8
+// activations, scaled by d_w * d_x in float and accumulated with fma. What differs per format is a
+// block policy (see `block_policy` below): how a block's weights become 32 integers, and whether it
+// has an offset m_w (Q4_1), whose term m_w * s_x (s_x = d_x * sum_t qx_t) is added per block as well.
+// Three compiled paths, chosen at compile time like the rest of the library: AVX-512 VNNI, AVX2 +
+// FMA, and a scalar reference that defines the result. No path writes dequantized weights to memory.
+// Internal: include a format header (q8_0.hpp, q4_0.hpp, ...).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+#include "../config.hpp"
+#include "../core/error.hpp"
+#include "q8_activations.hpp"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+#define TFORMER_GGML_DOT_AVX512VNNI 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define TFORMER_GGML_DOT_AVX2 1
+#endif
+#if defined(TFORMER_GGML_DOT_AVX512VNNI) || defined(TFORMER_GGML_DOT_AVX2)
+#include <immintrin.h>
+#endif
+
+// A block policy's functions run once per weight block in the inner loops: always inlined, so the
+// drivers compile to the loops each format would have written out.
+#if defined(__GNUC__) || defined(__clang__)
+#define TFORMER_GGML_DOT_INLINE [[gnu::always_inline]] inline
+#elif defined(_MSC_VER)
+#define TFORMER_GGML_DOT_INLINE __forceinline
+#else
+#define TFORMER_GGML_DOT_INLINE inline
+#endif
+
+namespace tformer::quant::detail::ggml_dot {
+
+using q8_activations::activations;
+using q8_activations::block;  // weights (and activations) per block
+using q8_activations::lanes;
+using q8_activations::max_rows;
+
+/// @brief A weight block of a ggml format, as the drivers below see it. Every block starts with
+/// its scale d_w, an IEEE binary16 (little endian); the rest is the format's:
+/// - bytes: the size of a block (blocks are unaligned in memory).
+/// - is_signed: the block's integers are int8 weights (Q8_0, Q4_0: w = d_w * int) or unsigned
+///   nibbles (Q4_1: w = d_w * int + m_w).
+/// - has_offset, offset_at: whether a binary16 offset m_w follows, and at which byte; its term is
+///   m_w * s_x per block, s_x from sums(acts, m, k, i) (one float per int32 lane, as the scales).
+/// - ints(blk, buf), int_type, zero: for the scalar path, the 32 integers of the block in weight
+///   order as int_type, as stored (a pointer into the block) or unpacked into buf, and the value
+///   the path subtracts from each (Q4_0's 8: its weights are q - 8; 0 for the others).
+/// - ints_avx2(blk): the 32 integers less zero in one register, int8 (signed) or u8 (unsigned).
+/// - vnni_pair(a, b), vnni_one(a): the u8 operand of vpdpbusd for the 64 integers of blocks a and b
+///   ([a, b], 32 bytes each) or the 32 of a: the integers themselves when unsigned, and int + 128
+///   when signed (its -128 * sum_t qx_t comes from the scratch, activations::corr).
+template <class B>
+concept block_policy = requires(const std::byte* p, typename B::int_type (&buf)[block]) {
+  { B::bytes } -> std::convertible_to<std::int64_t>;
+  { B::is_signed } -> std::convertible_to<bool>;
+  { B::has_offset } -> std::convertible_to<bool>;
+  { B::zero } -> std::convertible_to<std::int32_t>;
+  { B::ints(p, buf) } -> std::same_as<const typename B::int_type*>;
+};
+
+/// @brief The scale d_w of the block at p, as float (exact).
+inline float scale_of(const std::byte* p) noexcept { return q8_activations::half_at(p); }
+
+/// @brief Calls fn.template operator()<R>(i0) for each group of R <= max_rows activation rows
+/// starting at i0, with R a compile-time constant (the SIMD paths keep R accumulators in registers).
+template <class Fn>
+void for_row_groups(std::int64_t m, Fn&& fn) {
+  for (std::int64_t i0 = 0; i0 < m; i0 += max_rows) {
+    switch (std::min(max_rows, m - i0)) {
+      case 1: fn.template operator()<1>(i0); break;
+      case 2: fn.template operator()<2>(i0); break;
+      case 3: fn.template operator()<3>(i0); break;
+      case 4: fn.template operator()<4>(i0); break;
+      case 5: fn.template operator()<5>(i0); break;
+      case 6: fn.template operator()<6>(i0); break;
+      case 7: fn.template operator()<7>(i0); break;
+      default: fn.template operator()<8>(i0); break;
+    }
+  }
+}
+
+#if defined(TFORMER_GGML_DOT_AVX2)
+/// @brief The 8 lanes of v, summed (a fixed order: halves, then pairs).
+inline float hsum(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
+/// @brief [h(a) x 8, h(b) x 8]: the binary16 fields at a and b (the scales, or offsets, of two
+/// blocks), one per int32 lane of their products, as float.
+inline __m512 half_pair(const std::byte* a, const std::byte* b) noexcept {
+  const __m128i ha = _mm_set1_epi16(static_cast<short>(q8_activations::half_bits(a)));
+  const __m128i hb = _mm_set1_epi16(static_cast<short>(q8_activations::half_bits(b)));
+  return _mm512_cvtph_ps(_mm256_set_m128i(hb, ha));  // exact, subnormals included
+}
+#endif
+
+/// @brief The name of the path dot<B>::best uses in this build.
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
+inline constexpr const char* best_path = "avx512vnni";
+#elif defined(TFORMER_GGML_DOT_AVX2)
+inline constexpr const char* best_path = "avx2";
+#else
+inline constexpr const char* best_path = "scalar";
+#endif
+
+/// @brief The fused product over weights in blocks B. Every path: acts from the format's
+/// prepare_activations (m rows of k activations, k % 32 == 0), w -> n packed weight rows of
+/// row_bytes each, y[i * ldy + j] for i < m, j < n. The loops run weight row j outermost and, for
+/// each block of it, every activation row of the group: a weight block is loaded and decoded once
+/// (from L1 at worst) for up to 8 rows, while the activations (3k bytes a row) stay in L1 / L2.
+template <block_policy B>
+struct dot {
+  /// @brief The scalar reference, which defines the product: per block the exact int32 sum I of
+  /// the block's integers times the activations' int8, then acc = fma(d_w * d_x, (float)I, acc)
+  /// (and acc = fma(m_w, s_x, acc) when B has an offset), block after block. The SIMD paths compute
+  /// the same exact integer sums, the same float scales d_w * d_x and take the same s_x; they
+  /// differ only in the order of the float sums.
+  static void scalar(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
+                     std::int64_t n, float* y, std::int64_t ldy) {
+    TFORMER_ASSERT(k % block == 0);
+    const std::int64_t nb = k / block;
+    for_row_groups(m, [&]<int R>(std::int64_t i0) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w + j * row_bytes;
+        float acc[R] = {};
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const std::byte* blk = wr + b * B::bytes;
+          const float dw = scale_of(blk);
+          [[maybe_unused]] float mw = 0.0f;
+          if constexpr (B::has_offset) mw = q8_activations::half_at(blk + B::offset_at);
+          typename B::int_type buf[block];
+          const typename B::int_type* qw = B::ints(blk, buf);
+          for (int r = 0; r < R; ++r) {
+            const std::int8_t* qx = activations::q(acts, k, i0 + r) + b * block;
+            std::int32_t sum = 0;  // |sum| <= 32 * 128 * 127 < 2^24: exact as a float too
+            for (std::int64_t t = 0; t < block; ++t) sum += (static_cast<std::int32_t>(qw[t]) - B::zero) * qx[t];
+            const float dx = activations::scale(acts, k, i0 + r)[b * lanes];
+            acc[r] = std::fma(dw * dx, static_cast<float>(sum), acc[r]);
+            if constexpr (B::has_offset) acc[r] = std::fma(mw, B::sums(acts, m, k, i0 + r)[b * lanes], acc[r]);
+          }
+        }
+        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
+      }
+    });
+  }
+
+#if defined(TFORMER_GGML_DOT_AVX2)
+  /// @brief AVX2 + FMA, one 32-byte block per register; maddubs multiplies u8 by s8 (32 products
+  /// -> 16 int16 pair sums), madd with ones sums the pairs into 8 int32 lanes of 4 products each,
+  /// exact while the pairs stay below int16 saturation (the formats' notes). Unsigned integers go
+  /// in as the u8 operand as they are. Signed ones take ggml's sign trick: |w| as u8 and the
+  /// activations with the weights' signs, sign(x, w); |w| of the byte -128 is 0x80 = 128 read as
+  /// u8, so -128 weights are exact, and the sign flip never wraps because activations are in
+  /// [-127, 127]. An offset's term m_w s_x of a block is spread over its 8 lanes: (m_w / 8) s_x
+  /// each, with m_w / 8 exact (a binary16 over 8 is a normal float), so the lanes add up to m_w s_x.
+  static void avx2(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
+                   std::int64_t n, float* y, std::int64_t ldy) {
+    TFORMER_ASSERT(k % block == 0);
+    const std::int64_t nb = k / block;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for_row_groups(m, [&]<int R>(std::int64_t i0) {
+      const std::int8_t* qx[R];
+      const float* sx[R];
+      [[maybe_unused]] const float* bs[R];
+      for (int r = 0; r < R; ++r) {
+        qx[r] = activations::q(acts, k, i0 + r);
+        sx[r] = activations::scale(acts, k, i0 + r);
+        if constexpr (B::has_offset) bs[r] = B::sums(acts, m, k, i0 + r);
+      }
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w + j * row_bytes;
+        __m256 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const std::byte* blk = wr + b * B::bytes;
+          const __m256i qw = B::ints_avx2(blk);
+          const __m256i uw = B::is_signed ? _mm256_abs_epi8(qw) : qw;  // the u8 operand (-128 -> 128)
+          const __m256 dw = _mm256_set1_ps(scale_of(blk));
+          [[maybe_unused]] __m256 mw8;
+          if constexpr (B::has_offset) mw8 = _mm256_set1_ps(q8_activations::half_at(blk + B::offset_at) * 0.125f);
+          for (int r = 0; r < R; ++r) {
+            __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * block));
+            if constexpr (B::is_signed) x = _mm256_sign_epi8(x, qw);  // x * sign(w) (0 where w = 0)
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(uw, x), ones);
+            const __m256 s = _mm256_mul_ps(dw, _mm256_loadu_ps(sx[r] + b * lanes));  // d_w * d_x per lane
+            acc[r] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc[r]);
+            if constexpr (B::has_offset) acc[r] = _mm256_fmadd_ps(mw8, _mm256_loadu_ps(bs[r] + b * lanes), acc[r]);
+          }
+        }
+        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = hsum(acc[r]);
+      }
+    });
+  }
+#endif
+
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
+  /// @brief AVX-512 VNNI: two blocks per 512-bit register, vpdpbusd (u8 x s8, 4 products summed per
+  /// int32 lane, no saturation). Unsigned integers are the u8 operand as they are, from a zero
+  /// accumulator. Signed ones go in shifted by +128 rather than with the sign trick:
+  ///   sum_t (w_t + 128) x_t - 128 sum_t x_t = sum_t w_t x_t,
+  /// where w + 128 is formed once per weight block for all the activation rows (B::vnni_pair), and
+  /// -128 * sum x comes per lane from the scratch (corr) as dpbusd's starting accumulator. Why:
+  /// AVX-512 has no vpsignb, so the sign trick would cost a mask and a masked subtract per
+  /// activation row and block, while the shift costs one op per weight block and nothing per row
+  /// (the correction is a load); and it is exact for every int8 byte on either side, -128
+  /// included. The usual form shifts the activations and subtracts 128 * the weights' sums,
+  /// precomputed at packing; ggml's blocks carry no such sums, so here the weights are shifted and
+  /// the sums are the activations', made once in prepare. An offset's term as in avx2.
+  /// A row with an odd number of blocks ends with one block in the lower half of a register.
+  static void avx512vnni(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
+                         std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+    TFORMER_ASSERT(k % block == 0);
+    const std::int64_t nb = k / block;
+    for_row_groups(m, [&]<int R>(std::int64_t i0) {
+      const std::int8_t* qx[R];
+      const float* sx[R];
+      [[maybe_unused]] const std::int32_t* cx[R];
+      [[maybe_unused]] const float* bs[R];
+      for (int r = 0; r < R; ++r) {
+        qx[r] = activations::q(acts, k, i0 + r);
+        sx[r] = activations::scale(acts, k, i0 + r);
+        if constexpr (B::is_signed) cx[r] = activations::corr(acts, k, i0 + r);
+        if constexpr (B::has_offset) bs[r] = B::sums(acts, m, k, i0 + r);
+      }
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w + j * row_bytes;
+        __m512 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+        std::int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+          // blocks b, b + 1: 64 integers, as dpbusd's u8 operand
+          const std::byte* blk = wr + b * B::bytes;
+          const __m512i wu = B::vnni_pair(blk, blk + B::bytes);
+          const __m512 dw = half_pair(blk, blk + B::bytes);
+          [[maybe_unused]] __m512 mw8;
+          if constexpr (B::has_offset)
+            mw8 = _mm512_mul_ps(half_pair(blk + B::offset_at, blk + B::bytes + B::offset_at), _mm512_set1_ps(0.125f));
+          for (int r = 0; r < R; ++r) {
+            // 16 lanes of 4 exact products each (signed: corr + sum (w + 128) x = sum w x)
+            __m512i p = B::is_signed ? _mm512_loadu_si512(cx[r] + b * lanes) : _mm512_setzero_si512();
+            p = _mm512_dpbusd_epi32(p, wu, _mm512_loadu_si512(qx[r] + b * block));
+            const __m512 s = _mm512_mul_ps(dw, _mm512_loadu_ps(sx[r] + b * lanes));  // d_w * d_x per lane
+            acc[r] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(p), acc[r]);
+            if constexpr (B::has_offset) acc[r] = _mm512_fmadd_ps(mw8, _mm512_loadu_ps(bs[r] + b * lanes), acc[r]);
+          }
+        }
+        if (b < nb) {
+          // the last, odd block: 8 lanes in 256 bits (AVX512VL), added into the lower half of acc
+          const std::byte* blk = wr + b * B::bytes;
+          const __m256i wu = B::vnni_one(blk);
+          const __m256 dw = _mm256_set1_ps(scale_of(blk));
+          [[maybe_unused]] __m256 mw8;
+          if constexpr (B::has_offset) mw8 = _mm256_set1_ps(q8_activations::half_at(blk + B::offset_at) * 0.125f);
+          for (int r = 0; r < R; ++r) {
+            __m256i p = B::is_signed ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cx[r] + b * lanes))
+                                     : _mm256_setzero_si256();
+            p = _mm256_dpbusd_epi32(p, wu, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * block)));
+            const __m256 s = _mm256_mul_ps(dw, _mm256_loadu_ps(sx[r] + b * lanes));
+            // lanes 0..7: s * p + acc (then + (m_w / 8) s_x); lanes 8..15 keep acc (the undefined
+            // upper halves are masked off)
+            acc[r] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(s), _mm512_castps256_ps512(_mm256_cvtepi32_ps(p)),
+                                           acc[r], 0x00FF);
+            if constexpr (B::has_offset)
+              acc[r] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(mw8),
+                                             _mm512_castps256_ps512(_mm256_loadu_ps(bs[r] + b * lanes)), acc[r], 0x00FF);
+          }
+        }
+        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
+      }
+    });
+  }
+#endif
+
+  /// @brief The best path compiled in (best_path).
+  static void best(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w, std::int64_t row_bytes,
+                   std::int64_t n, float* y, std::int64_t ldy) {
+#if defined(TFORMER_GGML_DOT_AVX512VNNI)
+    avx512vnni(acts, m, k, w, row_bytes, n, y, ldy);
+#elif defined(TFORMER_GGML_DOT_AVX2)
+    avx2(acts, m, k, w, row_bytes, n, y, ldy);
+#else
+    scalar(acts, m, k, w, row_bytes, n, y, ldy);
+#endif
+  }
+};
+
+}  // namespace tformer::quant::detail::ggml_dot
