@@ -8,6 +8,7 @@
 //       -fno-sanitize-recover=undefined -Iinclude tests/fuzz/fuzz_gguf.cpp -o /tmp/fuzz_gguf
 //   mkdir -p /tmp/gguf_corpus && cp tests/data/*.gguf /tmp/gguf_corpus/
 //   /tmp/fuzz_gguf -max_total_time=120 -max_len=8192 -rss_limit_mb=2048 /tmp/gguf_corpus
+// fuzz-seeds: tests/data/*.gguf
 #include <tformer/io/gguf.hpp>
 
 #include <cstddef>

@@ -9,6 +9,7 @@
 //       -o /tmp/fuzz_safetensors
 //   mkdir -p /tmp/st_corpus && cp tests/data/*.safetensors /tmp/st_corpus/
 //   /tmp/fuzz_safetensors -max_total_time=120 -max_len=65536 -rss_limit_mb=2048 /tmp/st_corpus
+// fuzz-seeds: tests/data/*.safetensors
 #include <tformer/io/checkpoint.hpp>
 #include <tformer/io/safetensors.hpp>
 
