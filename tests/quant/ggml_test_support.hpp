@@ -261,6 +261,79 @@ void check_paths(report& measured, double c, Fill fill, Term term) {
   }
 }
 
+/// @brief A float-activation product path: y[i * ldy + j] for i < m, j < n.
+using float_fn = void (*)(const float*, std::int64_t, std::int64_t, std::int64_t, const std::byte*, std::int64_t,
+                          std::int64_t, float*, std::int64_t);
+
+/// @brief Every compiled path of F's float-activation product (kernels FloatDot, a
+/// ggml_dot::float_dot<...>), and F::float_product, against the dequantized weights (F's own
+/// dequantize_row, whose values the paths must make in registers) in double: random blocks from
+/// fill(gen, blk) (every integer, -128 and each nibble, occurs), k up to 4096, n rows at an odd address, m = 1 .. 9 activation rows with a row
+/// stride wider than k, and a row stride of y wider than n (the gap must stay untouched). Each path
+/// is a float sum of k exact-weight products, so it is within (k + 1) u sum_t |x_t w_t| of the exact
+/// value (u = 2^-24), and the paths differ from the scalar reference by at most twice that.
+template <class F, class FloatDot, class Fill>
+void check_float_paths(Fill fill) {
+  std::vector<std::pair<std::string, float_fn>> paths{{"scalar", &FloatDot::scalar}};
+#if defined(TFORMER_GGML_DOT_AVX2)
+  paths.emplace_back("avx2", &FloatDot::avx2);
+#endif
+#if defined(TFORMER_GGML_DOT_AVX512F)
+  paths.emplace_back("avx512", &FloatDot::avx512);
+#endif
+  paths.emplace_back("float_product", &F::float_product);
+  std::mt19937 gen(23);
+  double worst = 0;
+  for (const std::int64_t k : {32, 64, 96, 768, 4096}) {
+    const std::int64_t nb = k / 32, rb = nb * F::block_bytes;
+    for (const std::int64_t n : {1, 3, 17}) {
+      std::vector<std::byte> wbuf(static_cast<std::size_t>(n * rb + 1));
+      std::byte* w = wbuf.data() + 1;
+      for (std::int64_t j = 0; j < n * nb; ++j) fill(gen, w + j * F::block_bytes);
+      std::vector<float> wd(static_cast<std::size_t>(n * k));  // [n, k]: the dequantized weights
+      for (std::int64_t j = 0; j < n; ++j) F::dequantize_row(w + j * rb, wd.data() + j * k, k);
+      for (std::int64_t m = 1; m <= 9; ++m) {
+        const std::int64_t ldx = k + 5, ldy = n + 3;
+        const auto x = padded_rows(activations_for(m, k, static_cast<std::uint32_t>(gen())), m, k, ldx);
+        std::vector<float> ref(static_cast<std::size_t>(m * ldy), -7.0f);
+        FloatDot::scalar(x.data(), ldx, m, k, w, rb, n, ref.data(), ldy);
+        for (const auto& [name, fn] : paths) {
+          std::vector<float> y(static_cast<std::size_t>(m * ldy), -7.0f);
+          fn(x.data(), ldx, m, k, w, rb, n, y.data(), ldy);
+          INFO("path " << name << " k=" << k << " n=" << n << " m=" << m);
+          for (std::int64_t i = 0; i < m; ++i) {
+            for (std::int64_t j = 0; j < n; ++j) {
+              double exact = 0, mag = 0;
+              for (std::int64_t t = 0; t < k; ++t) {
+                const double p = static_cast<double>(x[static_cast<std::size_t>(i * ldx + t)]) *
+                                 wd[static_cast<std::size_t>(j * k + t)];
+                exact += p;
+                mag += std::fabs(p);
+              }
+              const double bound = static_cast<double>(k + 1) * 0x1p-24 * mag;
+              const auto o = static_cast<std::size_t>(i * ldy + j);
+              REQUIRE(std::fabs(static_cast<double>(ref[o]) - exact) <= bound);
+              const double err = std::fabs(static_cast<double>(y[o]) - exact);
+              REQUIRE(err <= bound);
+              REQUIRE(std::fabs(static_cast<double>(y[o]) - ref[o]) <= 2 * bound);
+              if (mag > 0) worst = std::max(worst, err / mag);
+            }
+            for (std::int64_t j = n; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == -7.0f);
+          }
+        }
+      }
+    }
+  }
+  INFO("worst |y - exact| / sum |x w| over every path: " << worst);
+  CHECK(worst < 1e-5);
+}
+
+/// @brief check_float_paths on random_block's blocks: a random scale, quant_bytes random bytes.
+template <class F, class FloatDot>
+void check_float_paths(int quant_bytes) {
+  check_float_paths<F, FloatDot>([&](std::mt19937& gen, std::byte* blk) { random_block(gen, blk, quant_bytes); });
+}
+
 /// @brief check_paths for a format with a scale d only and integer weights weight(blk, t) (Q8_0,
 /// Q4_0; quant_bytes of them after d): block b's term is s I, its magnitude |s| sum_t |w_t qx_t|,
 /// s = fl(d_w d_x), I = sum_t w_t qx_t.

@@ -255,6 +255,10 @@ TEST_CASE("every compiled q4_0 path equals the scalar reference", "[quant][q4_0]
   ggml::check_paths_scaled<q4_0, kern::dot>(measured, 16, [](const std::byte* blk, int t) { return block_q(blk, t) - 8; });
 }
 
+TEST_CASE("every compiled q4_0 float-activation path equals the dequantized product", "[quant][q4_0]") {
+  ggml::check_float_paths<q4_0, kern::float_dot>(16);
+}
+
 TEST_CASE("q4_0 paths are exact on integer data, every nibble included", "[quant][q4_0]") {
   // d_w = 1 and activations with amax 127 (d_x = 1, q = x): every product and sum is an integer
   constexpr std::int64_t n = 4, rb = 3 * bb;

@@ -254,6 +254,15 @@ TEST_CASE("every compiled q4_1 path equals the scalar reference", "[quant][q4_1]
   ggml::check_paths<q4_1, kern::dot>(measured, 2.0, fill, term);
 }
 
+TEST_CASE("every compiled q4_1 float-activation path equals the dequantized product", "[quant][q4_1]") {
+  ggml::check_float_paths<q4_1, kern::float_dot>([](std::mt19937& gen, std::byte* blk) {
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uint8_t qs[16];
+    for (auto& q : qs) q = static_cast<std::uint8_t>(byte(gen));
+    put_block(blk, random_half(gen), random_half(gen), qs);
+  });
+}
+
 TEST_CASE("q4_1 paths are exact on integer data, every nibble included", "[quant][q4_1]") {
   // d_w = 1, integer m_w, and activations with amax 127 (d_x = 1, q = x): every term is an integer
   constexpr std::int64_t n = 4, rb = 3 * bb;

@@ -243,6 +243,10 @@ TEST_CASE("every compiled q8_0 path equals the scalar reference", "[quant][q8_0]
   ggml::check_paths_scaled<q8_0, kern::dot>(measured, 32, [](const std::byte* blk, int t) { return int{block_q(blk, t)}; });
 }
 
+TEST_CASE("every compiled q8_0 float-activation path equals the dequantized product", "[quant][q8_0]") {
+  ggml::check_float_paths<q8_0, kern::float_dot>(32);
+}
+
 TEST_CASE("q8_0 paths are exact on integer data, -128 weights included", "[quant][q8_0]") {
   // d_w = 1 and activations with amax 127 (d_x = 1, q = x): every product and sum is an integer
   constexpr std::int64_t n = 4, rb = 3 * 34;
@@ -257,8 +261,10 @@ TEST_CASE("q8_0 paths are exact on integer data, -128 weights included", "[quant
   ggml::check_exact_on_integers<q8_0, kern::dot>(w, [](const std::byte* blk, int t, std::int64_t) { return block_q(blk, t); });
 }
 
-TEST_CASE("ops::linear with q8_0 weights: fused for <= 8 rows (int8 activations), dequantized tiles beyond",
+TEST_CASE("ops::linear with q8_0 weights: float_product (or fused with int8 activations) for <= 8 rows, "
+          "dequantized tiles beyond",
           "[quant][q8_0]") {
+  ggml::check_linear<q8_0>(measured);                            // float activations (the default)
   ggml::check_linear<quant::int8_activations<q8_0>>(measured);  // the fused product on
 }
 

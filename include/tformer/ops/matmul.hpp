@@ -180,7 +180,8 @@ inline constexpr std::int64_t few_rows = 8;
 
 /// @brief y = x * W^T (+ bias) with W [N, K] a quant::matrix in any weight format: f32 reads W in
 /// place; up to few_rows rows of x (decode) take the fused product of an int8_activations<F> format,
-/// or else dot each dequantized row of W with x in float; more rows dequantize tiles of W into the
+/// or else F's float_product (weights dequantized in registers) when it has one, or else dot each
+/// dequantized row of W with x in float; more rows dequantize tiles of W into the
 /// float GEMM. ws supplies the scratch (activations, dequantized rows); without one it comes from
 /// the heap.
 template <quant::weight_format F>
@@ -213,7 +214,17 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
         return;
       }
     }
-    if constexpr (!quant::element_format<F>) {
+    if constexpr (quant::float_product_format<F>) {
+      if (m <= few_rows && k > 0) {  // decode: weights dequantized in registers, float products
+        const auto t = detail::tile_output(m, n);
+        parallel_for(t.col_tiles, [&](std::int64_t tile) {
+          const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
+          F::float_product(x.data(), x.stride(0), m, k, w.row(c0), w.row_bytes(), cols, y.data() + c0, y.stride(0));
+          add_bias(c0, cols);
+        }, t.col_block * k * m / 4);
+        return;
+      }
+    } else if constexpr (!quant::element_format<F>) {
       if (m <= few_rows && k > 0) {  // decode: one dequantized row of W at a time, float products
         const auto t = detail::tile_output(m, n);
         const std::int64_t cost = t.col_block * k * (m + 2) / 8;

@@ -21,6 +21,7 @@
 //                                            bytes (F32 0, F16 1, Q8_0 8, BF16 30, ...): GGUF files
 //                                            load and save them as they are (io/gguf.hpp)
 //   fused product for few activation rows (decode): see fused_format.
+//   float product for few activation rows (decode): see float_product_format.
 #pragma once
 
 #include <concepts>
@@ -67,6 +68,13 @@ concept fused_format = weight_format<F> &&
       F::prepare_activations(x, i, i, i, out);
       F::fused_product(acts, i, i, acts, i, i, y, i);
     };
+
+/// @brief A format with a product for a few rows of float activations that dequantizes its weights
+/// in registers (decode without rounding the activations; ops::linear's default for up to 8 rows):
+///   float_product(x, ldx, m, k, w, row_bytes, n, y, ldy)  y[i, j] = sum_k x[i, k] w[j, k], i < m, j < n
+template <class F>
+concept float_product_format = weight_format<F> &&
+    requires(const float* x, std::int64_t i, const std::byte* w, float* y) { F::float_product(x, i, i, i, w, i, i, y, i); };
 
 /// @brief Format F with its fused product switched on. ops::linear uses a format's fused product
 /// (which rounds the activations, to int8 per block for the ggml formats) only for a format

@@ -25,6 +25,9 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #define TFORMER_GGML_DOT_AVX2 1
 #endif
+#if defined(__AVX512F__) && defined(TFORMER_GGML_DOT_AVX2)
+#define TFORMER_GGML_DOT_AVX512F 1
+#endif
 #if defined(TFORMER_GGML_DOT_AVX512VNNI) || defined(TFORMER_GGML_DOT_AVX2)
 #include <immintrin.h>
 #endif
@@ -296,6 +299,141 @@ struct dot {
     avx2(acts, m, k, w, row_bytes, n, y, ldy);
 #else
     scalar(acts, m, k, w, row_bytes, n, y, ldy);
+#endif
+  }
+};
+
+/// @brief The name of the path float_dot<B>::best uses in this build.
+#if defined(TFORMER_GGML_DOT_AVX512F)
+inline constexpr const char* best_float_path = "avx512";
+#elif defined(TFORMER_GGML_DOT_AVX2)
+inline constexpr const char* best_float_path = "avx2";
+#else
+inline constexpr const char* best_float_path = "scalar";
+#endif
+
+/// @brief The product with float activations (ops::linear's default for a few rows): y[i, j] =
+/// sum_t x[i, t] w[j, t] with w the dequantized weights, made block by block in registers as
+/// dequantize_row makes them, (q - zero) * d_w or q * d_w + m_w (one rounding each: q * d_w is
+/// exact), and never written to memory. x [m, k] floats (row stride ldx), k % 32 == 0; w -> n
+/// packed rows of row_bytes each; y[i * ldy + j]. Every path computes the same products of the
+/// same dequantized weights and activations; they differ only in the order of the float sums.
+template <block_policy B>
+struct float_dot {
+  /// @brief The 32 dequantized weights of the block at blk, in weight order.
+  static void dequantize_block(const std::byte* blk, float* w) noexcept {
+    const float dw = scale_of(blk);
+    typename B::int_type buf[block];
+    const typename B::int_type* q = B::ints(blk, buf);
+    if constexpr (B::has_offset) {
+      const float mw = q8_activations::half_at(blk + B::offset_at);
+      for (std::int64_t t = 0; t < block; ++t) w[t] = std::fma(static_cast<float>(q[t]), dw, mw);
+    } else {
+      for (std::int64_t t = 0; t < block; ++t) w[t] = static_cast<float>(static_cast<std::int32_t>(q[t]) - B::zero) * dw;
+    }
+  }
+
+  /// @brief The reference: the weights of a block dequantized, then acc = fma(w_t, x_t, acc), t in
+  /// order, block after block.
+  static void scalar(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
+                     std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+    TFORMER_ASSERT(k % block == 0);
+    const std::int64_t nb = k / block;
+    for_row_groups(m, [&]<int R>(std::int64_t i0) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w + j * row_bytes;
+        float acc[R] = {};
+        for (std::int64_t b = 0; b < nb; ++b) {
+          float wd[block];
+          dequantize_block(wr + b * B::bytes, wd);
+          for (int r = 0; r < R; ++r) {
+            const float* xr = x + (i0 + r) * ldx + b * block;
+            for (std::int64_t t = 0; t < block; ++t) acc[r] = std::fma(wd[t], xr[t], acc[r]);
+          }
+        }
+        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
+      }
+    });
+  }
+
+#if defined(TFORMER_GGML_DOT_AVX2)
+  /// @brief AVX2 + FMA: a block's 32 integers (B::ints_avx2) widened to int32 and float 8 at a
+  /// time, scaled (and offset) as dequantize_row does, and multiplied into 8-lane accumulators, one
+  /// per activation row of the group.
+  static void avx2(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
+                   std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+    TFORMER_ASSERT(k % block == 0);
+    const std::int64_t nb = k / block;
+    for_row_groups(m, [&]<int R>(std::int64_t i0) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w + j * row_bytes;
+        __m256 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const std::byte* blk = wr + b * B::bytes;
+          const __m256i q = B::ints_avx2(blk);
+          const __m256 dw = _mm256_set1_ps(scale_of(blk));
+          [[maybe_unused]] __m256 mw;
+          if constexpr (B::has_offset) mw = _mm256_set1_ps(q8_activations::half_at(blk + B::offset_at));
+          const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+          for (int part = 0; part < 4; ++part) {  // weights 8 * part .. 8 * part + 7
+            const __m128i bytes = (part & 1) ? _mm_srli_si128(halves[part >> 1], 8) : halves[part >> 1];
+            const __m256i wi = B::is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
+            __m256 wf = _mm256_cvtepi32_ps(wi);
+            if constexpr (B::has_offset) wf = _mm256_fmadd_ps(wf, dw, mw);
+            else wf = _mm256_mul_ps(wf, dw);
+            for (int r = 0; r < R; ++r)
+              acc[r] = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + (i0 + r) * ldx + b * block + 8 * part), acc[r]);
+          }
+        }
+        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = hsum(acc[r]);
+      }
+    });
+  }
+#endif
+
+#if defined(TFORMER_GGML_DOT_AVX512F)
+  /// @brief AVX-512: as avx2, 16 weights per register.
+  static void avx512(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
+                     std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+    TFORMER_ASSERT(k % block == 0);
+    const std::int64_t nb = k / block;
+    for_row_groups(m, [&]<int R>(std::int64_t i0) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w + j * row_bytes;
+        __m512 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const std::byte* blk = wr + b * B::bytes;
+          const __m256i q = B::ints_avx2(blk);
+          const __m512 dw = _mm512_set1_ps(scale_of(blk));
+          [[maybe_unused]] __m512 mw;
+          if constexpr (B::has_offset) mw = _mm512_set1_ps(q8_activations::half_at(blk + B::offset_at));
+          const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+          for (int half = 0; half < 2; ++half) {  // weights 16 * half .. 16 * half + 15
+            const __m512i wi = B::is_signed ? _mm512_cvtepi8_epi32(halves[half]) : _mm512_cvtepu8_epi32(halves[half]);
+            __m512 wf = _mm512_cvtepi32_ps(wi);
+            if constexpr (B::has_offset) wf = _mm512_fmadd_ps(wf, dw, mw);
+            else wf = _mm512_mul_ps(wf, dw);
+            for (int r = 0; r < R; ++r)
+              acc[r] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(x + (i0 + r) * ldx + b * block + 16 * half), acc[r]);
+          }
+        }
+        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
+      }
+    });
+  }
+#endif
+
+  /// @brief The best path compiled in (best_float_path).
+  static void best(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
+                   std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+#if defined(TFORMER_GGML_DOT_AVX512F)
+    avx512(x, ldx, m, k, w, row_bytes, n, y, ldy);
+#elif defined(TFORMER_GGML_DOT_AVX2)
+    avx2(x, ldx, m, k, w, row_bytes, n, y, ldy);
+#else
+    scalar(x, ldx, m, k, w, row_bytes, n, y, ldy);
 #endif
   }
 };

@@ -96,6 +96,10 @@ struct blocks {
 /// @brief The fused product's paths: dot::scalar (the reference), dot::avx2, dot::avx512vnni
 /// where compiled, dot::best (the one fused_product uses, named by best_path).
 using dot = ggml_dot::dot<blocks>;
+/// @brief The float-activation product's paths: float_dot::scalar (the reference), ::avx2,
+/// ::avx512 where compiled, ::best (the one float_product uses, named by best_float_path).
+using float_dot = ggml_dot::float_dot<blocks>;
+using ggml_dot::best_float_path;
 using ggml_dot::best_path;
 
 }  // namespace detail::q8_0_kernels
@@ -147,6 +151,14 @@ struct q8_0 {
   static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
                             std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
     detail::q8_0_kernels::dot::best(acts, m, k, w, row_bytes, n, y, ldy);
+  }
+  /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
+  /// x [m, k] and the weights dequantized in registers (never written to memory); w points at n
+  /// packed rows of row_bytes each. ops::linear's product for up to 8 activation rows. Uses the
+  /// best path compiled in (best_float_path).
+  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
+                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+    detail::q8_0_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
   }
 };
 
