@@ -1,7 +1,8 @@
 // generate::processors against Hugging Face transformers 5.23.0 (torch 2.15) run on fixed rows:
 // TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper,
 // RepetitionPenaltyLogitsProcessor and LogitsProcessorList, with their defaults (filter_value=-inf,
-// min_tokens_to_keep=1). Each expected row was printed in Python as, e.g.
+// min_tokens_to_keep=1); NoRepeatNGramLogitsProcessor, MinNewTokensLengthLogitsProcessor,
+// SuppressTokensLogitsProcessor and SuppressTokensAtBeginLogitsProcessor with transformers 5.24. Each expected row was printed in Python as, e.g.
 //   X = torch.tensor([kRow]); ids = torch.tensor([kTokens])
 //   TopPLogitsWarper(0.3)(ids, X.clone())
 // Values are compared exactly: torch divides / multiplies a float32 row by the float32-rounded
@@ -340,4 +341,75 @@ TEST_CASE("bad arguments throw value_error naming the processor and the value", 
   CHECK(contains(message([&] { (void)gen::sample(std::vector<float>{-ninf, 0.0f}, rng); }), "index 0"));
   CHECK(contains(message([&] { (void)gen::sample({}, rng); }), "empty"));
   CHECK(rng.next() == untouched.next());
+}
+
+TEST_CASE("no_repeat_ngram bans the tokens that would repeat an n-gram like NoRepeatNGramLogitsProcessor",
+          "[generate][processors][parity]") {
+  // kTokens = 2 7 9 2 4 12 0 5 7: n = 1 bans every id seen (12 is past the vocab); n = 2 bans what
+  // followed earlier 7s (9); n >= 3 finds no earlier (5, 7) or longer match
+  CHECK(kept(run(gen::no_repeat_ngram(1))) == std::vector<int>{0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1});
+  CHECK(kept(run(gen::no_repeat_ngram(2))) == std::vector<int>{1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1});
+  for (std::int64_t n : {3, 4, 9, 10}) CHECK(kept(run(gen::no_repeat_ngram(n))) == kept(kRow));
+  // ... 7 9 at the end: (7, 9) was followed by 2, so n = 2 (after 9: 2) and n = 3 (after 7 9: 2) ban 2
+  std::vector<float> row = kRow;
+  const std::vector<std::int32_t> more = {2, 7, 9, 2, 4, 12, 0, 5, 7, 9};
+  gen::no_repeat_ngram(2)(more, row);
+  CHECK(kept(row) == std::vector<int>{1, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1});
+  row = kRow;
+  gen::no_repeat_ngram(3)(more, row);
+  CHECK(kept(row) == std::vector<int>{1, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1});
+  // untouched scores keep their values
+  const auto out = run(gen::no_repeat_ngram(2));
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (out[i] != ninf) CHECK(out[i] == kRow[i]);
+}
+
+TEST_CASE("min_new_tokens masks the end ids until enough tokens were generated like MinNewTokensLengthLogitsProcessor",
+          "[generate][processors][parity]") {
+  const gen::min_new_tokens p(3, {3, 6, 40});  // 40 is past the vocab
+  const auto with_prompt = [&](std::int64_t prompt) {
+    std::vector<float> row = kRow;
+    p(kTokens, prompt, row);
+    return kept(row);
+  };
+  CHECK(with_prompt(5) == kept(kRow));  // 4 generated >= 3
+  CHECK(with_prompt(8) == std::vector<int>{1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1});
+  CHECK(with_prompt(9) == std::vector<int>{1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1});
+  CHECK(p.count() == 3);
+}
+
+TEST_CASE("suppress_tokens and begin_suppress_tokens mask like HF's Suppress processors", "[generate][processors][parity]") {
+  const std::vector<std::int32_t> ids = {0, 3, 11, 40};
+  CHECK(kept(run(gen::suppress_tokens(ids))) == std::vector<int>{0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0});
+  const gen::begin_suppress_tokens begin(ids);
+  std::vector<float> row = kRow;
+  begin(kTokens, 8, row);  // one token generated already: nothing
+  CHECK(row == kRow);
+  begin(kTokens, 9, row);  // the first generated token
+  CHECK(kept(row) == std::vector<int>{0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0});
+}
+
+TEST_CASE("a chain passes the prompt length to the processors that take it", "[generate][processors]") {
+  const auto c = gen::make_chain(gen::min_new_tokens(3, {2}), gen::top_k(1));
+  static_assert(gen::logits_processor<decltype(c)>);
+  static_assert(!std::is_invocable_v<const decltype(c)&, std::span<const std::int32_t>, std::span<float>>);
+  std::vector<float> row = kRow;
+  c(kTokens, 9, row);  // 2 masked, then top_k(1) keeps the other 3.0
+  CHECK(kept(row) == std::vector<int>{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0});
+  row = kRow;
+  gen::apply_processor(c, kTokens, 0, row);  // 9 generated: both 3.0s stay
+  CHECK(kept(row) == std::vector<int>{0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0});
+  // a two-argument processor through apply_processor ignores the prompt length
+  row = kRow;
+  gen::apply_processor(gen::top_k(1), kTokens, 4, row);
+  CHECK(kept(row) == std::vector<int>{0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0});
+}
+
+TEST_CASE("bad arguments of the masking processors throw value_error", "[generate][errors]") {
+  const auto message = [](auto make) { return tformer::test::thrown_message<value_error>(make); };
+  CHECK(contains(message([] { (void)gen::no_repeat_ngram(0); }), "no_repeat_ngram"));
+  CHECK(contains(message([] { (void)gen::min_new_tokens(-1, {2}); }), "got -1"));
+  CHECK(contains(message([] { (void)gen::min_new_tokens(2, {2, -7}); }), "-7"));
+  CHECK(contains(message([] { (void)gen::suppress_tokens({-3}); }), "suppress_tokens"));
+  CHECK(contains(message([] { (void)gen::begin_suppress_tokens({-3}); }), "begin_suppress_tokens"));
 }

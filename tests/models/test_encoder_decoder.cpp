@@ -107,3 +107,38 @@ TEST_CASE("original Transformer (sinusoidal, Post-LN, ReLU) decodes incrementall
         for (std::int64_t v = 0; v < 50; ++v) REQUIRE(std::fabs(out(b, 0, v) - full(b, s, v)) <= 1e-5f);
   }
 }
+
+TEST_CASE("T5 encodes embeddings, left-padded sources and encoder outputs", "[models][t5]") {
+  test::fixture fx("hf_t5");
+  models::encoder_decoder<t5_spec> t5(t5_config(fx.config));
+  io::load_safetensors(t5, fx.model, io::hf_t5());
+  const auto ids = fx.i32("input_ids"), lengths = fx.i32("lengths");
+  const auto dec_ids = fx.i32("decoder_input_ids"), dec_lengths = fx.i32("decoder_lengths");
+  const auto want = t5.decode(dec_ids, t5.encode(ids, lengths), dec_lengths);
+
+  // an encoder_input of ids is encode(ids, lengths)
+  const auto a = t5.decode(dec_ids, t5.encode(models::encoder_input{.ids = ids, .lengths = lengths}), dec_lengths);
+  CHECK(test::max_abs_diff(a, want, dec_lengths) == 0.0);
+
+  // the token embeddings given as embeds (T5 has no scale, positions or embedding norm)
+  const std::int64_t B = ids.dim(0), S = ids.dim(1), d = t5.config.d_model();
+  tensor<float> embeds(shape{B, S, d});
+  t5.embed.tokens.forward(ids, embeds);
+  const auto b = t5.decode(dec_ids, t5.encode(models::encoder_input{.embeds = embeds, .lengths = lengths}), dec_lengths);
+  CHECK(test::max_abs_diff(b, want, dec_lengths) == 0.0);
+
+  // the same sources left-padded: T5's relative positions do not move, so the logits agree
+  tensor<std::int32_t> left(shape{B, S}, 0);
+  for (std::int64_t r = 0; r < B; ++r)
+    for (std::int64_t s = 0; s < lengths(r); ++s) left(r, S - lengths(r) + s) = ids(r, s);
+  const auto source = t5.encode(models::encoder_input{.ids = left, .lengths = lengths, .left_padded = true});
+  const double err = test::max_abs_diff(t5.decode(dec_ids, source, dec_lengths), want, dec_lengths);
+  INFO("left-padded max abs error " << err);
+  CHECK(err <= 1e-5);  // the same sums over the same keys
+
+  // the encoder's output handed back: only the cross keys and values are computed again
+  const auto encoded = t5.encode(ids, lengths);
+  const auto c = t5.decode(dec_ids, t5.from_encoder_output(tensor<float>(encoded.hidden), lengths), dec_lengths);
+  CHECK(test::max_abs_diff(c, want, dec_lengths) == 0.0);
+  CHECK_THROWS_AS(t5.encode(models::encoder_input{.ids = ids, .token_types = ids}), value_error);  // T5 has no segments
+}

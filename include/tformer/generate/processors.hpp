@@ -1,13 +1,17 @@
 // Logits processors for text generation: policies that rewrite one row of next-token scores in
 // place, given the tokens so far (prompt included), and the two ways to pick a token from a row.
 //
-//   logits [vocab] -> logits [vocab]     temperature, top_k, top_p, min_p, repetition_penalty, chain
+//   logits [vocab] -> logits [vocab]     temperature, top_k, top_p, min_p, repetition_penalty,
+//                                        no_repeat_ngram, min_new_tokens, suppress_tokens,
+//                                        begin_suppress_tokens, chain
 //   logits [vocab] -> token id           argmax (greedy), sample (one uniform draw from portable_rng)
 //
 // The semantics are those of Hugging Face transformers' generation/logits_process.py
 // (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper,
-// RepetitionPenaltyLogitsProcessor) with their defaults: a filtered score becomes -inf and at
-// least one token always survives. Scores may already hold -inf (masked tokens). Probabilities
+// RepetitionPenaltyLogitsProcessor, NoRepeatNGramLogitsProcessor, MinNewTokensLengthLogitsProcessor,
+// SuppressTokensLogitsProcessor, SuppressTokensAtBeginLogitsProcessor) with their defaults: a
+// filtered score becomes -inf and at least one token always survives (the masks of the last four
+// may remove every token, as in HF). Scores may already hold -inf (masked tokens). Probabilities
 // (top_p, min_p, sample) are computed in double, in index or sorted order, never with SIMD
 // reductions, so the result does not depend on the instruction set; the only platform input is
 // std::exp, whose last-ulp differences between libms move a decision only when it lies within
@@ -15,8 +19,11 @@
 // min_p then leave the row unchanged (HF's softmax turns such a row to NaN, which removes nothing)
 // and sample throws.
 //
-// A processor is anything callable as p(tokens, logits) on a const p (concept logits_processor),
-// so users add their own (a banned-token list, a grammar mask) without touching this header.
+// A processor is anything callable on a const p as p(tokens, logits), or as p(tokens,
+// prompt_length, logits) when it needs to know where the prompt ends (the first prompt_length
+// tokens were given, the rest generated: HF's prompt_length_to_skip / begin_index, per sequence).
+// Concept logits_processor accepts both; apply_processor calls either. Users add their own (a
+// banned-token list, a grammar mask) without touching this header.
 #pragma once
 
 #include <algorithm>
@@ -37,12 +44,25 @@
 
 namespace tformer::generate {
 
-/// @brief A policy that rewrites one row of scores in place: p(tokens, logits) on a const p, where
-/// tokens is the sequence so far (prompt included) and logits the next-token scores [vocab].
+/// @brief A policy that rewrites one row of scores in place: p(tokens, logits) or p(tokens,
+/// prompt_length, logits) on a const p, where tokens is the sequence so far (prompt included), its
+/// first prompt_length tokens the prompt, and logits the next-token scores [vocab].
 template <class P>
-concept logits_processor = requires(const P& p, std::span<const std::int32_t> tokens, std::span<float> logits) {
-  p(tokens, logits);
-};
+concept logits_processor =
+    requires(const P& p, std::span<const std::int32_t> tokens, std::span<float> logits) { p(tokens, logits); } ||
+    requires(const P& p, std::span<const std::int32_t> tokens, std::int64_t prompt_length, std::span<float> logits) {
+      p(tokens, prompt_length, logits);
+    };
+
+/// @brief Calls p(tokens, prompt_length, logits) when p takes the prompt length, else p(tokens, logits).
+template <logits_processor P>
+void apply_processor(const P& p, std::span<const std::int32_t> tokens, std::int64_t prompt_length,
+                     std::span<float> logits) {
+  if constexpr (requires { p(tokens, prompt_length, logits); })
+    p(tokens, prompt_length, logits);
+  else
+    p(tokens, logits);
+}
 
 namespace detail {
 
@@ -223,6 +243,97 @@ class repetition_penalty {
   float penalty_;
 };
 
+/// @brief Bans every token that would repeat an n-gram of the sequence (HF
+/// NoRepeatNGramLogitsProcessor): when the last n - 1 tokens occurred before followed by t, t's
+/// score becomes -inf. The whole sequence counts, prompt included (for an encoder-decoder, the
+/// decoder's tokens). n >= 1 (n = 1 bans every token seen). Ids >= vocab are ignored.
+class no_repeat_ngram {
+ public:
+  explicit no_repeat_ngram(std::int64_t n) : n_(n) {
+    if (n < 1) detail::bad_value("no_repeat_ngram", "the n-gram size must be >= 1, got " + detail::number_text(n));
+  }
+  std::int64_t size() const noexcept { return n_; }
+
+  void operator()(std::span<const std::int32_t> tokens, std::span<float> logits) const noexcept {
+    const auto len = static_cast<std::int64_t>(tokens.size());
+    if (len < n_) return;  // no complete n-gram yet
+    const std::int64_t k = n_ - 1;  // length of the prefix to match: the last n - 1 tokens
+    const std::int32_t* suffix = tokens.data() + (len - k);
+    // window [i, i + n) ends in an earlier token that followed the same prefix
+    for (std::int64_t i = 0; i + n_ <= len; ++i) {
+      if (!std::equal(suffix, suffix + k, tokens.data() + i)) continue;
+      const std::int32_t banned = tokens[static_cast<std::size_t>(i + k)];
+      if (banned >= 0 && static_cast<std::size_t>(banned) < logits.size()) logits[static_cast<std::size_t>(banned)] = detail::masked_score;
+    }
+  }
+
+ private:
+  std::int64_t n_;
+};
+
+namespace detail {
+/// Sets logits[id] = -inf for every id of ids inside the row (others are ignored, as torch.isin over the vocab).
+inline void mask_ids(std::span<const std::int32_t> ids, std::span<float> logits) noexcept {
+  for (const std::int32_t id : ids)
+    if (id >= 0 && static_cast<std::size_t>(id) < logits.size()) logits[static_cast<std::size_t>(id)] = masked_score;
+}
+/// Checks that a token list holds no negative id.
+inline std::vector<std::int32_t> checked_ids(const char* who, std::vector<std::int32_t> ids) {
+  for (const std::int32_t id : ids)
+    if (id < 0) bad_value(who, "token id " + number_text(id) + " is negative");
+  return ids;
+}
+}  // namespace detail
+
+/// @brief Forbids the end tokens until count tokens were generated (HF
+/// MinNewTokensLengthLogitsProcessor): while tokens.size() - prompt_length < count, the scores of
+/// eos_ids become -inf. count >= 0; ids >= vocab are ignored.
+class min_new_tokens {
+ public:
+  min_new_tokens(std::int64_t count, std::vector<std::int32_t> eos_ids)
+      : count_(count), eos_(detail::checked_ids("min_new_tokens", std::move(eos_ids))) {
+    if (count < 0) detail::bad_value("min_new_tokens", "count must be >= 0, got " + detail::number_text(count));
+  }
+  std::int64_t count() const noexcept { return count_; }
+
+  void operator()(std::span<const std::int32_t> tokens, std::int64_t prompt_length, std::span<float> logits) const noexcept {
+    if (static_cast<std::int64_t>(tokens.size()) - prompt_length < count_) detail::mask_ids(eos_, logits);
+  }
+
+ private:
+  std::int64_t count_;
+  std::vector<std::int32_t> eos_;
+};
+
+/// @brief Never lets these tokens be chosen (HF SuppressTokensLogitsProcessor): their scores
+/// become -inf at every step. Ids >= vocab are ignored.
+class suppress_tokens {
+ public:
+  explicit suppress_tokens(std::vector<std::int32_t> ids) : ids_(detail::checked_ids("suppress_tokens", std::move(ids))) {}
+  const std::vector<std::int32_t>& ids() const noexcept { return ids_; }
+
+  void operator()(std::span<const std::int32_t>, std::span<float> logits) const noexcept { detail::mask_ids(ids_, logits); }
+
+ private:
+  std::vector<std::int32_t> ids_;
+};
+
+/// @brief Forbids these tokens as the first generated token (HF SuppressTokensAtBeginLogitsProcessor
+/// with begin_index = the prompt length: Whisper's blank and end tokens). Ids >= vocab are ignored.
+class begin_suppress_tokens {
+ public:
+  explicit begin_suppress_tokens(std::vector<std::int32_t> ids)
+      : ids_(detail::checked_ids("begin_suppress_tokens", std::move(ids))) {}
+  const std::vector<std::int32_t>& ids() const noexcept { return ids_; }
+
+  void operator()(std::span<const std::int32_t> tokens, std::int64_t prompt_length, std::span<float> logits) const noexcept {
+    if (static_cast<std::int64_t>(tokens.size()) == prompt_length) detail::mask_ids(ids_, logits);
+  }
+
+ private:
+  std::vector<std::int32_t> ids_;
+};
+
 /// @brief Applies its processors in order (left to right); a chain is itself a processor.
 /// @tparam P the processors, stored by value
 template <logits_processor... P>
@@ -230,7 +341,14 @@ class chain {
  public:
   explicit chain(P... steps) : steps_(std::move(steps)...) {}
 
-  void operator()(std::span<const std::int32_t> tokens, std::span<float> logits) const {
+  /// @brief Runs every processor; those that take a prompt length get prompt_length.
+  void operator()(std::span<const std::int32_t> tokens, std::int64_t prompt_length, std::span<float> logits) const {
+    std::apply([&](const P&... step) { (apply_processor(step, tokens, prompt_length, logits), ...); }, steps_);
+  }
+  /// @brief Runs every processor (only when none of them needs the prompt length).
+  void operator()(std::span<const std::int32_t> tokens, std::span<float> logits) const
+    requires(std::is_invocable_v<const P&, std::span<const std::int32_t>, std::span<float>> && ...)
+  {
     std::apply([&](const P&... step) { (step(tokens, logits), ...); }, steps_);
   }
 
@@ -298,6 +416,9 @@ inline std::int32_t sample(std::span<const float> logits, nn::portable_rng& rng)
 
 static_assert(logits_processor<no_processing> && logits_processor<temperature> && logits_processor<top_k> &&
               logits_processor<top_p> && logits_processor<min_p> && logits_processor<repetition_penalty> &&
-              logits_processor<chain<temperature, top_p>> && logits_processor<chain<>>);
+              logits_processor<chain<temperature, top_p>> && logits_processor<chain<>> &&
+              logits_processor<no_repeat_ngram> && logits_processor<min_new_tokens> &&
+              logits_processor<suppress_tokens> && logits_processor<begin_suppress_tokens> &&
+              logits_processor<chain<min_new_tokens, top_k>>);
 
 }  // namespace tformer::generate

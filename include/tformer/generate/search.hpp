@@ -10,7 +10,15 @@
 // log-probability / (generated tokens ^ length_penalty), the pool of the best `beams` finished
 // ones, and HF's early-stop heuristic (or, with early_stopping, stop once `beams` have finished).
 // For encoder-decoders the encoder runs once per source and all beams of a source share its
-// cross-attention keys and values.
+// cross-attention keys and values; the source may also be given as the encoder's output
+// (models::encoded, or hidden states and lengths: HF's encoder_outputs), for models whose encoder
+// does not read token ids (Whisper's convolutions over log-mel features), and the decoder may
+// start from a prompt per source (options::decoder_prompts: HF's decoder_input_ids, e.g. Whisper's
+// forced <|startoftranscript|><|en|><|transcribe|><|notimestamps|>).
+//
+// options also carry Hugging Face's built-in logits processors (no_repeat_ngram_size,
+// min_new_tokens, suppress_tokens, begin_suppress_tokens), applied in HF's order before the
+// caller's processors, and stop strings (stopping.hpp) checked after every token like the end ids.
 #pragma once
 
 #include <algorithm>
@@ -20,8 +28,10 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -32,6 +42,7 @@
 #include "../nn/parameters.hpp"
 #include "../ops/gather.hpp"
 #include "processors.hpp"
+#include "stopping.hpp"
 
 namespace tformer::generate {
 
@@ -46,10 +57,26 @@ struct options {
   float length_penalty = 1.0f;         ///< beam score = sum log p / generated_length ^ length_penalty
   bool early_stopping = false;         ///< beams: stop a source as soon as num_beams hypotheses finished
   std::int64_t num_return_sequences = 1;  ///< beams: hypotheses returned per input, best first
+  // HF's logits processors, applied in this order before the caller's processors (0 or empty: off)
+  std::int64_t no_repeat_ngram_size = 0;  ///< > 0: never repeat an n-gram of this size (prompt included)
+  std::int64_t min_new_tokens = 0;        ///< the end ids are forbidden until this many tokens were generated
+  std::vector<std::int32_t> suppress_tokens;        ///< never generated
+  std::vector<std::int32_t> begin_suppress_tokens;  ///< never the first generated token
+  /// End a sequence when its text ends with one of these (stop_strings in stopping.hpp); needs detokenize.
+  std::vector<std::string> stop_strings;
+  detokenizer detokenize;  ///< token ids -> text (a tokenizer's decode), for stop_strings
+  /// Encoder-decoders: the decoder's prompt per input (HF decoder_input_ids), or one entry for every
+  /// input, or none ({decoder_start_id}). A prompt that does not begin with decoder_start_id gets it
+  /// in front (HF does so when no row of the batch begins with it). The output starts after the prompt.
+  std::vector<std::vector<std::int32_t>> decoder_prompts;
 
   /// @brief Throws value_error naming the first bad field.
   void validate() const {
     auto fail = [](const std::string& why) { throw value_error("tformer::generate::options: " + why); };
+    auto ids = [&](const char* field, const std::vector<std::int32_t>& v) {
+      for (const std::int32_t id : v)
+        if (id < 0) fail(std::string(field) + " holds the negative token id " + std::to_string(id));
+    };
     if (max_new_tokens < 1) fail("max_new_tokens must be >= 1, got " + std::to_string(max_new_tokens));
     if (num_beams < 1) fail("num_beams (the beam width) must be >= 1, got " + std::to_string(num_beams));
     if (num_return_sequences < 1 || num_return_sequences > num_beams)
@@ -57,6 +84,17 @@ struct options {
            std::to_string(num_return_sequences));
     if (sample && num_beams > 1) fail("sampling with num_beams > 1 is not supported");
     if (!(length_penalty == length_penalty)) fail("length_penalty is NaN");
+    if (no_repeat_ngram_size < 0)
+      fail("no_repeat_ngram_size must be >= 0 (0: off), got " + std::to_string(no_repeat_ngram_size));
+    if (min_new_tokens < 0) fail("min_new_tokens must be >= 0, got " + std::to_string(min_new_tokens));
+    ids("eos_ids", eos_ids);
+    ids("suppress_tokens", suppress_tokens);
+    ids("begin_suppress_tokens", begin_suppress_tokens);
+    for (std::size_t i = 0; i < stop_strings.size(); ++i)
+      if (stop_strings[i].empty()) fail("stop_strings[" + std::to_string(i) + "] is empty");
+    if (!stop_strings.empty() && !detokenize) fail("stop_strings needs detokenize (token ids -> text)");
+    for (std::size_t i = 0; i < decoder_prompts.size(); ++i)
+      ids(("decoder_prompts[" + std::to_string(i) + "]").c_str(), decoder_prompts[i]);
   }
 };
 
@@ -83,6 +121,13 @@ template <class M>
 concept seq2seq = requires(const M& m, tensor_view<const std::int32_t> ids, const models::encoded& e) {
   m.encode(ids, ids);
   m.decode(ids, e);
+};
+// The decoder side of an encoder-decoder: decodes from models::encoded through a state.
+template <class M>
+concept encoded_decoder = requires(const M& m, tensor_view<const std::int32_t> ids, const models::encoded& e,
+                                   typename M::state_type* s) {
+  m.decode(ids, e, ids, s);
+  m.make_state(1, 1);
 };
 
 // Padded [B, L] ids and lengths [B] of token vectors (each non-empty, every id in [0, vocab)).
@@ -150,20 +195,31 @@ class lm_state {
   tensor<float> first_;
 };
 
-// Running rows of an encoder-decoder: sources encoded once; `group` decoder rows per source.
+// Running rows of an encoder-decoder: sources encoded once; each source's decoder prompt run once,
+// then `group` decoder rows per source.
 template <class Model>
 class seq2seq_state {
  public:
-  seq2seq_state(const Model& m, const std::vector<std::vector<std::int32_t>>& sources, std::int64_t max_new,
-                std::int32_t start_id)
-      : model_(m), max_new_(max_new), start_id_(start_id) {
-    tensor<std::int32_t> ids, lengths;
-    pack(sources, ids, lengths, "source");
-    source_ = m.encode(ids, lengths);
+  seq2seq_state(const Model& m, models::encoded source, std::vector<std::vector<std::int32_t>> prompts,
+                std::int64_t max_new)
+      : model_(m), max_new_(max_new), prompts_(std::move(prompts)), source_(std::move(source)) {
+    if (source_.batch() != static_cast<std::int64_t>(prompts_.size()))
+      throw value_error("tformer::generate: " + std::to_string(prompts_.size()) + " decoder prompts for " +
+                        std::to_string(source_.batch()) + " encoded sources");
   }
-  tensor<float> start(std::int64_t group) {
-    state_ = model_.make_state(source_.batch() * group, max_new_ + 1);
-    return step(std::vector<std::int32_t>(static_cast<std::size_t>(source_.batch() * group), start_id_));
+  tensor<float> start(std::int64_t group) {  // [B * group, V]: each prompt's last logits, repeated per beam
+    tensor<std::int32_t> ids, lengths;
+    pack(prompts_, ids, lengths, "decoder prompt");
+    state_ = model_.make_state(ids.dim(0), ids.dim(1) + max_new_);
+    const tensor<float> logits = model_.decode(ids, source_, lengths, &state_);  // [B, P, V]
+    std::vector<std::int64_t> last(prompts_.size());
+    for (std::size_t b = 0; b < prompts_.size(); ++b) last[b] = lengths(static_cast<std::int64_t>(b)) - 1;
+    tensor<float> first = last_rows(logits, last);
+    if (group == 1) return first;
+    std::vector<std::int64_t> rows;
+    for (std::int64_t b = 0; b < first.dim(0); ++b) rows.insert(rows.end(), static_cast<std::size_t>(group), b);
+    state_.select(rows);
+    return ops::gather_rows<float>(first, rows);
   }
   tensor<float> step(const std::vector<std::int32_t>& tokens) {
     tensor<std::int32_t> ids(shape{static_cast<std::int64_t>(tokens.size()), 1});
@@ -178,9 +234,65 @@ class seq2seq_state {
  private:
   const Model& model_;
   std::int64_t max_new_;
-  std::int32_t start_id_;
+  std::vector<std::vector<std::int32_t>> prompts_;
   models::encoded source_;
   typename Model::state_type state_;
+};
+
+// The decoder prompt of each of n sources (options::decoder_prompts), each beginning with the start id.
+inline std::vector<std::vector<std::int32_t>> decoder_prompts(const options& o, std::size_t n) {
+  const auto& given = o.decoder_prompts;
+  if (!given.empty() && given.size() != 1 && given.size() != n)
+    throw value_error("tformer::generate::options: decoder_prompts has " + std::to_string(given.size()) +
+                      " entries for " + std::to_string(n) + " inputs (give 0, 1 or one per input)");
+  std::vector<std::vector<std::int32_t>> out(n);
+  for (std::size_t b = 0; b < n; ++b) {
+    const std::vector<std::int32_t> none;
+    const auto& p = given.empty() ? none : given[given.size() == 1 ? 0 : b];
+    if (p.empty() || p.front() != o.decoder_start_id) out[b].push_back(o.decoder_start_id);
+    out[b].insert(out[b].end(), p.begin(), p.end());
+  }
+  return out;
+}
+
+// The options' processors in HF's order (no_repeat_ngram, min_new_tokens, suppress_tokens,
+// begin_suppress_tokens), then the caller's.
+template <class Processor>
+class configured {
+ public:
+  configured(const options& o, const Processor& user) : user_(user) {
+    if (o.no_repeat_ngram_size > 0) ngram_.emplace(o.no_repeat_ngram_size);
+    if (o.min_new_tokens > 0 && !o.eos_ids.empty()) min_new_.emplace(o.min_new_tokens, o.eos_ids);
+    if (!o.suppress_tokens.empty()) suppress_.emplace(o.suppress_tokens);
+    if (!o.begin_suppress_tokens.empty()) begin_.emplace(o.begin_suppress_tokens);
+  }
+  void operator()(std::span<const std::int32_t> tokens, std::int64_t prompt_length, std::span<float> logits) const {
+    if (ngram_) (*ngram_)(tokens, logits);
+    if (min_new_) (*min_new_)(tokens, prompt_length, logits);
+    if (suppress_) (*suppress_)(tokens, logits);
+    if (begin_) (*begin_)(tokens, prompt_length, logits);
+    apply_processor(user_, tokens, prompt_length, logits);
+  }
+
+ private:
+  const Processor& user_;
+  std::optional<no_repeat_ngram> ngram_;
+  std::optional<min_new_tokens> min_new_;
+  std::optional<generate::suppress_tokens> suppress_;
+  std::optional<generate::begin_suppress_tokens> begin_;
+};
+
+// Whether a sequence ends at its last token for a reason other than an end id or the length limit.
+class stop_check {
+ public:
+  explicit stop_check(const options& o) {
+    if (!o.stop_strings.empty()) strings_.emplace(o.stop_strings, o.detokenize);
+  }
+  bool enabled() const noexcept { return strings_.has_value(); }
+  bool operator()(std::span<const std::int32_t> tokens) const { return strings_ && (*strings_)(tokens); }
+
+ private:
+  std::optional<stop_strings> strings_;
 };
 
 inline bool is_eos(const options& o, std::int32_t t) {
@@ -211,20 +323,24 @@ std::vector<std::vector<hypothesis>> greedy(State& state, std::vector<std::vecto
   tensor<float> logits = state.start(1);  // [R, V]
   const std::int64_t V = logits.dim(1);
   std::vector<float> row(static_cast<std::size_t>(V));
+  std::vector<std::int64_t> prompt_length;  // per input
+  for (const auto& h : histories) prompt_length.push_back(static_cast<std::int64_t>(h.size()));
+  const configured<Processor> processors(o, proc);
+  const stop_check stops(o);
   for (std::int64_t step = 0;; ++step) {
     std::vector<std::int32_t> next;
     std::vector<std::int64_t> keep;
     for (std::size_t r = 0; r < active.size(); ++r) {
       const auto b = static_cast<std::size_t>(active[r]);
       std::copy_n(logits.data() + static_cast<std::int64_t>(r) * V, V, row.begin());
-      proc(std::span<const std::int32_t>(histories[b]), std::span<float>(row));
+      processors(std::span<const std::int32_t>(histories[b]), prompt_length[b], std::span<float>(row));
       const std::int32_t tok = o.sample ? generate::sample(row, rngs[b]) : generate::argmax(row);
       log_softmax_row(row);
       out[b][0].score += row[static_cast<std::size_t>(tok)];
       out[b][0].tokens.push_back(tok);
       histories[b].push_back(tok);
       const bool go_on = on_token(static_cast<std::int64_t>(b), tok);
-      if (go_on && !is_eos(o, tok) && step + 1 < o.max_new_tokens) {
+      if (go_on && !is_eos(o, tok) && step + 1 < o.max_new_tokens && !stops(histories[b])) {
         keep.push_back(static_cast<std::int64_t>(r));
         next.push_back(tok);
       }
@@ -268,6 +384,9 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
   const std::int64_t V = logits.dim(1);
   std::vector<float> acc(static_cast<std::size_t>(nb * V));
   std::vector<std::int64_t> order(static_cast<std::size_t>(nb * V));
+  const configured<Processor> processors(o, proc);
+  const stop_check stops(o);
+  std::vector<std::int32_t> history;
   for (std::int64_t step = 0;; ++step) {
     std::vector<std::int64_t> rows, still;  // cache rows for the next step; sources still running
     std::vector<std::int32_t> next;
@@ -279,9 +398,9 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
         std::span<float> lp(acc.data() + j * V, static_cast<std::size_t>(V));
         std::copy_n(logits.data() + (static_cast<std::int64_t>(a) * nb + j) * V, V, lp.begin());
         log_softmax_row(lp);
-        std::vector<std::int32_t> history = prefix;
+        history = prefix;
         history.insert(history.end(), s.beams[static_cast<std::size_t>(j)].begin(), s.beams[static_cast<std::size_t>(j)].end());
-        proc(std::span<const std::int32_t>(history), lp);
+        processors(std::span<const std::int32_t>(history), static_cast<std::int64_t>(prefix.size()), lp);
         for (float& v : lp) v += s.scores[static_cast<std::size_t>(j)];
       }
       std::iota(order.begin(), order.end(), 0);  // top keep_k candidates, ties to the lower index
@@ -295,7 +414,14 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
       for (std::int64_t c = 0; c < keep_k; ++c) {
         const std::int64_t flat = order[static_cast<std::size_t>(c)];
         const auto tok = static_cast<std::int32_t>(flat % V);
-        const bool hits = is_eos(o, tok) || last_step;
+        bool hits = is_eos(o, tok) || last_step;
+        if (!hits && stops.enabled()) {  // HF checks its stopping criteria on every candidate
+          history = prefix;
+          const auto& parent = s.beams[static_cast<std::size_t>(flat / V)];
+          history.insert(history.end(), parent.begin(), parent.end());
+          history.push_back(tok);
+          hits = stops(history);
+        }
         running.emplace_back(acc[static_cast<std::size_t>(flat)] + (hits ? dead : 0.0f), flat);
         const bool pool_full = static_cast<std::int64_t>(s.finished.size()) >= nb;
         if (hits && c < nb && s.open && !(o.early_stopping && pool_full)) {
@@ -356,10 +482,26 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
 
 }  // namespace detail
 
+namespace detail {
+// Generation from encoded sources with the decoder prompts of options.
+template <class Model, class Processor, class Callback>
+std::vector<std::vector<hypothesis>> run_encoded(const Model& model, models::encoded source, const options& o,
+                                                 const Processor& proc, Callback& on_token) {
+  const auto n = static_cast<std::size_t>(source.batch());
+  if (n == 0) return {};
+  auto prompts = decoder_prompts(o, n);
+  seq2seq_state<Model> state(model, std::move(source), prompts, o.max_new_tokens);
+  if (o.num_beams > 1) return beam(state, prompts, o, proc);
+  return greedy(state, std::move(prompts), o, proc, on_token);
+}
+}  // namespace detail
+
 /// @brief Generates for every input; returns, per input, the hypotheses best first (one unless
-/// beam search returns more). Decoder-only models continue each prompt; encoder-decoders decode
-/// each source from options::decoder_start_id. on_token(input, token) sees every token as it is
-/// chosen (greedy and sampling) and returns false to stop that sequence.
+/// beam search returns more). Decoder-only models continue each prompt; encoder-decoders encode
+/// each source and decode it from its decoder prompt (options::decoder_prompts, by default
+/// {decoder_start_id}). The hypotheses hold the generated tokens only (after the prompt).
+/// on_token(input, token) sees every token as it is chosen (greedy and sampling) and returns false
+/// to stop that sequence.
 template <class Model, logits_processor Processor = no_processing, class Callback = no_callback>
 std::vector<std::vector<hypothesis>> run(const Model& model, const std::vector<std::vector<std::int32_t>>& inputs,
                                          const options& o, const Processor& proc = {}, Callback&& on_token = {}) {
@@ -368,15 +510,42 @@ std::vector<std::vector<hypothesis>> run(const Model& model, const std::vector<s
   o.validate();
   if (inputs.empty()) return {};
   if constexpr (detail::seq2seq<Model>) {
-    detail::seq2seq_state<Model> state(model, inputs, o.max_new_tokens, o.decoder_start_id);
-    const std::vector<std::vector<std::int32_t>> starts(inputs.size(), std::vector<std::int32_t>{o.decoder_start_id});
-    if (o.num_beams > 1) return detail::beam(state, starts, o, proc);
-    return detail::greedy(state, starts, o, proc, on_token);
+    tensor<std::int32_t> ids, lengths;
+    detail::pack(inputs, ids, lengths, "source");
+    return detail::run_encoded(model, model.encode(ids, lengths), o, proc, on_token);
   } else {
+    if (!o.decoder_prompts.empty())
+      throw value_error("tformer::generate::options: decoder_prompts is for encoder-decoders (a decoder-only "
+                        "model continues its input)");
     detail::lm_state<Model> state(model, inputs, o.max_new_tokens);
     if (o.num_beams > 1) return detail::beam(state, inputs, o, proc);
     return detail::greedy(state, inputs, o, proc, on_token);
   }
+}
+
+/// @brief Generates from sources already encoded (models::encoded: the encoder's output with the
+/// decoder's cross-attention keys and values, e.g. from encoder_decoder::encode or
+/// from_encoder_output), one input per source row. Otherwise as run() on token ids.
+template <class Model, class Source, logits_processor Processor = no_processing, class Callback = no_callback>
+  requires std::same_as<std::remove_cvref_t<Source>, models::encoded>
+std::vector<std::vector<hypothesis>> run(const Model& model, Source&& source, const options& o, const Processor& proc = {},
+                                         Callback&& on_token = {}) {
+  static_assert(detail::encoded_decoder<Model>, "generate::run on encoded sources needs an encoder-decoder model");
+  o.validate();
+  return detail::run_encoded(model, models::encoded(std::forward<Source>(source)), o, proc, on_token);
+}
+
+/// @brief Generates from the encoder's output given as hidden states [B, S, d] with lengths [B]
+/// (empty: all S) — HF's encoder_outputs — for an encoder that does not read token ids (audio,
+/// images) or runs elsewhere: model.from_encoder_output(hidden, lengths) prepares the sources.
+template <class Model, class Hidden, logits_processor Processor = no_processing, class Callback = no_callback>
+  requires std::same_as<std::remove_cvref_t<Hidden>, tensor<float>>
+std::vector<std::vector<hypothesis>> run(const Model& model, Hidden&& hidden, tensor_view<const std::int32_t> lengths,
+                                         const options& o, const Processor& proc = {}, Callback&& on_token = {}) {
+  static_assert(requires { model.from_encoder_output(std::forward<Hidden>(hidden), lengths); },
+                "generate::run on hidden states needs a model with from_encoder_output(hidden, lengths)");
+  o.validate();
+  return detail::run_encoded(model, model.from_encoder_output(std::forward<Hidden>(hidden), lengths), o, proc, on_token);
 }
 
 }  // namespace tformer::generate

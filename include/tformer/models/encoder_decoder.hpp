@@ -1,7 +1,9 @@
 // Encoder-decoder model (original Transformer, T5, BART family). The encoder runs once per
 // source; its output and the cross-attention keys/values of every decoder layer are kept in an
 // `encoded` object that any number of decoding steps (and beams) share. One token embedding table
-// serves both sides.
+// serves both sides. The encoder reads token ids or an encoder_input (embeddings in place of ids,
+// left padding: encoder.hpp); a model whose encoder is not a token stack (Whisper's convolutions)
+// hands its encoder's output to from_encoder_output and decodes as usual.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include "../nn/linear.hpp"
 #include "../ops/gather.hpp"
 #include "config.hpp"
+#include "encoder.hpp"
 #include "spec.hpp"
 #include "stack.hpp"
 #include "state.hpp"
@@ -22,7 +25,7 @@ namespace tformer::models {
 
 /// @brief The encoder's result for a batch of sources.
 struct encoded {
-  tensor<float> hidden;              // [B, S, d]
+  tensor<float> hidden;              // [B, S, d], real positions first (left-padded sources are moved)
   tensor<std::int32_t> lengths;      // [B] source lengths
   std::vector<nn::cross_kv> cross;   // per decoder layer: K/V [B, S, kv_heads, head_dim]
   std::int64_t batch() const { return hidden.rank() == 3 ? hidden.dim(0) : 0; }
@@ -67,19 +70,29 @@ class encoder_decoder {
     return encode_hidden(std::move(x), lengths);
   }
 
+  /// @brief Encodes an encoder_input: token ids or embeddings (HF inputs_embeds), right or left
+  /// padded (encoded keeps every source with its real positions first).
+  encoded encode(const encoder_input& in) const {
+    tensor<float> x;
+    tensor<std::int32_t> start;
+    detail::embed_input("encoder_decoder", embed, in, config.d_model(), x, start);
+    return run_encoder(std::move(x), in.lengths, start);
+  }
+
   /// @brief Encodes source embeddings x [B, S, d] (models without token embeddings, e.g. nn.Transformer).
   encoded encode_hidden(tensor<float> x, tensor_view<const std::int32_t> lengths = {}) const {
-    const std::int64_t B = x.dim(0), S = x.dim(1);
-    detail::check_lengths("encoder_decoder", lengths, B, S);
-    encoded e;
-    e.lengths = tensor<std::int32_t>(shape{B}, static_cast<std::int32_t>(S));
-    if (lengths.data())
-      for (std::int64_t b = 0; b < B; ++b) e.lengths(b) = lengths(b);
-    workspace ws;
-    encoder.forward(x, nn::sequence_info{e.lengths, {}, &ws}, ops::attention_mask{}, nullptr);
-    e.cross.resize(decoder.layers.size());
-    decoder.for_each_layer([&](std::size_t i, const auto& l) { l.cross_attn.project_kv(x, e.cross[i]); });
-    e.hidden = std::move(x);
+    return run_encoder(std::move(x), lengths, {});
+  }
+
+  /// @brief The sources from the encoder's output hidden [B, S, d] (lengths [B], empty: all S)
+  /// computed elsewhere (HF encoder_outputs): only the decoder's cross-attention keys and values
+  /// are computed. The seam for encoders that do not read tokens (audio, images).
+  encoded from_encoder_output(tensor<float> hidden, tensor_view<const std::int32_t> lengths = {}) const {
+    if (hidden.rank() != 3 || hidden.dim(2) != config.d_model())
+      throw shape_error("tformer::models::encoder_decoder: the encoder output must be [batch, seq, " +
+                        std::to_string(config.d_model()) + "], got " + hidden.shape().to_string());
+    encoded e = with_lengths(hidden.dim(0), hidden.dim(1), lengths);
+    attach(e, std::move(hidden));
     return e;
   }
 
@@ -154,6 +167,29 @@ class encoder_decoder {
   static void check_layers(layer_types<E...>, layer_types<D...>) {
     static_assert((self_attention_layer<E> && ...), "Spec::encoder_layer(s) must be self-attention layers");
     static_assert((cross_attention_layer<D> && ...), "Spec::decoder_layer(s) must be nn::cross_decoder_layer");
+  }
+  // encoded with the lengths of a [B, S] batch (all S when lengths is empty).
+  static encoded with_lengths(std::int64_t B, std::int64_t S, tensor_view<const std::int32_t> lengths) {
+    detail::check_lengths("encoder_decoder", lengths, B, S);
+    encoded e;
+    e.lengths = tensor<std::int32_t>(shape{B}, static_cast<std::int32_t>(S));
+    if (lengths.data())
+      for (std::int64_t b = 0; b < B; ++b) e.lengths(b) = lengths(b);
+    return e;
+  }
+  // e.hidden = the encoder output, with every decoder layer's cross-attention keys and values.
+  void attach(encoded& e, tensor<float> hidden) const {
+    e.cross.resize(decoder.layers.size());
+    decoder.for_each_layer([&](std::size_t i, const auto& l) { l.cross_attn.project_kv(hidden, e.cross[i]); });
+    e.hidden = std::move(hidden);
+  }
+  // The encoder stack over embeddings x [B, S, d] (right-padded; rows starting at positions start [B] or 0).
+  encoded run_encoder(tensor<float> x, tensor_view<const std::int32_t> lengths, tensor_view<const std::int32_t> start) const {
+    encoded e = with_lengths(x.dim(0), x.dim(1), lengths);
+    workspace ws;
+    encoder.forward(x, nn::sequence_info{e.lengths, start, &ws}, ops::attention_mask{}, nullptr);
+    attach(e, std::move(x));
+    return e;
   }
   void run(tensor_view<const std::int32_t> ids, const encoded& source, tensor_view<const std::int32_t> lengths,
            state_type* state, tensor_view<float> logits, workspace& ws) const {
