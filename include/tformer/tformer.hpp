@@ -61,15 +61,19 @@
 #include "nn/t5_relative_bias.hpp"
 
 // models: encoders, decoders, encoder-decoders, heads; configs, specs and states
+#include "models/bert.hpp"
 #include "models/config.hpp"
 #include "models/decoder.hpp"
 #include "models/encoder.hpp"
 #include "models/encoder_decoder.hpp"
+#include "models/gpt2.hpp"
 #include "models/heads.hpp"
+#include "models/hf_auto.hpp"
 #include "models/llama.hpp"
 #include "models/spec.hpp"
 #include "models/stack.hpp"
 #include "models/state.hpp"
+#include "models/t5.hpp"
 
 // generate: decoding strategies and logits processors
 #include "generate/processors.hpp"
@@ -82,6 +86,7 @@
 #include "io/checkpoint.hpp"
 #include "io/gguf.hpp"
 #include "io/gguf_source.hpp"
+#include "io/hf_directory.hpp"
 #include "io/mapped_file.hpp"
 #include "io/name_maps.hpp"
 #include "io/safetensors.hpp"

@@ -2,6 +2,9 @@
 // metadata, llama.cpp's tensor names, the rows of attn_q / attn_k permuted for adjacent rotary
 // pairs (run with interleaved rotary), weights in f32 or in Q8_0 loaded as their bytes. The
 // logits equal the same model built from the unpermuted weights with rotate-half rotary.
+// And the preset from Hugging Face directories (tests/data/hf_dirs/): Llama sharded with an
+// index, Llama with a tied head (SmolLM2), Mistral with a sliding window, Qwen2 with q/k/v biases
+// and a window on some layers, against transformers; both rope spellings; config errors.
 #include <tformer/io/gguf.hpp>
 #include <tformer/io/gguf_source.hpp>
 #include <tformer/io/name_maps.hpp>
@@ -17,6 +20,8 @@
 #include <string>
 
 #include "catch.hpp"
+#include "fixture.hpp"
+#include "hf_models.hpp"
 #include "support.hpp"
 
 using namespace tformer;
@@ -148,4 +153,134 @@ TEST_CASE("llama_config names the file and the key it cannot use", "[models][lla
   const auto missing = test::thrown_message<io_error>([&] { (void)models::llama_config(io::gguf_file(path)); });
   CHECK(missing.find("llama.block_count") != std::string::npos);
   std::filesystem::remove(path);
+}
+
+namespace {
+// Logits of the directory's model on its reference batch, and one token per step through the
+// state against the full pass.
+template <class Model>
+void check_hf(const Model& lm, const std::string& name) {
+  const auto ref = test::hf_reference(name);
+  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
+  const auto logits = lm.forward(ids, lengths);
+  const auto want = ref.load<float>("logits");
+  const double err = test::max_abs_diff(logits, want, lengths);
+  INFO(name << " logits max abs error " << err);
+  CHECK(err <= 1e-4);  // logits of order 1
+  CHECK(test::same_argmax(logits, want, lengths));
+  const std::int64_t B = ids.dim(0), S = ids.dim(1), V = lm.config.vocab;
+  auto state = lm.make_state(B, S);
+  for (std::int64_t s = 0; s < S; ++s) {
+    tensor<std::int32_t> step(shape{B, 1}), n(shape{B});
+    for (std::int64_t b = 0; b < B; ++b) {
+      step(b, 0) = ids(b, s);
+      n(b) = s < lengths(b) ? 1 : 0;
+    }
+    const auto out = lm.forward(step, n, &state);
+    for (std::int64_t b = 0; b < B; ++b)
+      if (s < lengths(b))
+        for (std::int64_t v = 0; v < V; ++v) REQUIRE(std::fabs(out(b, 0, v) - logits(b, s, v)) <= 1e-5f);
+  }
+}
+
+models::model_config hf_config(const nlohmann::json& j) { return models::llama_config(io::json_fields(j, "l/config.json")); }
+std::string hf_error(const nlohmann::json& j) {
+  return test::thrown_message<io::config_error>([&] { (void)hf_config(j); });
+}
+}  // namespace
+
+TEST_CASE("Llama from a sharded directory (index.json) matches transformers", "[models][parity][llama][hf]") {
+  const io::hf_directory dir(test::hf_dir("llama_sharded"));
+  CHECK_FALSE(models::hf_tied_head(dir));
+  const auto c = models::llama_config(dir);
+  CHECK(c.layer.rope.base == 500000.0f);
+  CHECK_FALSE(c.layer.rope.interleaved);
+  CHECK(c.layer.attention.kv_heads == 2);
+  check_hf(models::load_llama(dir), "llama_sharded");
+  CHECK_THROWS_AS((models::load_llama<quant::f32, quant::f32, true>(dir)), io::config_error);
+}
+
+TEST_CASE("Llama with a tied head (SmolLM2's shape) matches transformers", "[models][parity][llama][hf]") {
+  const io::hf_directory dir(test::hf_dir("llama_tied"));
+  CHECK(models::hf_tied_head(dir));
+  CHECK(models::llama_config(dir).layer.attention.kv_heads == 1);
+  check_hf(models::load_llama<quant::f32, quant::f32, true>(dir), "llama_tied");
+  CHECK_THROWS_AS(models::load_llama(dir), io::config_error);
+}
+
+TEST_CASE("Mistral with a sliding window shorter than the batch matches transformers", "[models][parity][llama][hf]") {
+  const io::hf_directory dir(test::hf_dir("mistral"));
+  const auto c = models::llama_config(dir);
+  CHECK(c.layer_at(0).attention.window == 4);
+  CHECK(c.layer_at(1).attention.window == 4);
+  check_hf(models::load_llama(dir), "mistral");
+}
+
+TEST_CASE("Qwen2 with q/k/v biases and a window from max_window_layers on matches transformers",
+          "[models][parity][llama][hf]") {
+  const io::hf_directory dir(test::hf_dir("qwen2"));
+  const auto c = models::llama_config(dir);
+  CHECK(c.layer.attention.qkv_bias);
+  CHECK_FALSE(c.layer.attention.out_bias);
+  CHECK(c.layer_at(0).attention.window == 0);
+  CHECK(c.layer_at(1).attention.window == 3);
+  check_hf(models::load_llama<quant::f32, quant::f32, true>(dir), "qwen2");
+  nlohmann::json j = dir.config();  // transformers 4's spelling: no layer_types
+  j.erase("layer_types");
+  const auto c4 = hf_config(j);
+  CHECK(c4.layer_at(0).attention.window == 0);
+  CHECK(c4.layer_at(1).attention.window == 3);
+  j["use_sliding_window"] = false;
+  CHECK(hf_config(j).layer_at(1).attention.window == 0);
+}
+
+TEST_CASE("llama_config: rope in transformers 4 and 5 spellings, and errors naming the field", "[models][llama][hf][errors]") {
+  const io::hf_directory dir(test::hf_dir("llama_sharded"));
+  nlohmann::json v5 = dir.config(), v4 = dir.config();
+  v4.erase("rope_parameters");
+  v4["rope_theta"] = 500000.0;
+  v4["rope_scaling"] = nullptr;
+  CHECK(hf_config(v4).layer.rope.base == hf_config(v5).layer.rope.base);
+  v4["rope_scaling"] = {{"type", "default"}};
+  CHECK(hf_config(v4).layer.rope.base == 500000.0f);
+  v4["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  CHECK(hf_error(v4) == "tformer: l/config.json: field 'rope_scaling.type' is 'linear': rope scaling is not supported yet "
+                       "(only 'default' rotary positions)");
+  v4["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+  CHECK(hf_error(v4).find("field 'rope_scaling.rope_type' is 'llama3'") != std::string::npos);
+  v5["rope_parameters"]["rope_type"] = "yarn";
+  CHECK(hf_error(v5).find("field 'rope_parameters.rope_type' is 'yarn'") != std::string::npos);
+  v5 = dir.config();
+  v5["rope_theta"] = 10000.0;  // contradicts rope_parameters.rope_theta
+  CHECK(hf_error(v5).find("field 'rope_theta' is 10000") != std::string::npos);
+  v5 = dir.config();
+  v5["rope_parameters"]["rope_theta"] = "big";
+  CHECK(hf_error(v5).find("field 'rope_parameters.rope_theta' is a string, expected a number") != std::string::npos);
+  v5 = dir.config();
+  v5["partial_rotary_factor"] = 0.5;
+  CHECK(hf_config(v5).layer.rope.dim == 4);
+
+  auto fails = [&](const char* key, nlohmann::json v) {
+    nlohmann::json k = dir.config();
+    k[key] = v;
+    return hf_error(k);
+  };
+  CHECK(fails("model_type", "gemma").find("field 'model_type' is 'gemma', not one of the Llama family's") != std::string::npos);
+  CHECK(fails("num_key_value_heads", 3).find("field 'num_key_value_heads' is 3") != std::string::npos);
+  CHECK(fails("hidden_act", "gelu").find("field 'hidden_act'") != std::string::npos);
+  CHECK(fails("mlp_bias", true).find("field 'mlp_bias'") != std::string::npos);
+  CHECK(fails("head_dim", 7).find("field 'head_dim' is 7") != std::string::npos);
+  CHECK(fails("intermediate_size", "48").find("field 'intermediate_size' is a string, expected an integer") != std::string::npos);
+  CHECK(fails("layer_types", nlohmann::json::array({"full_attention"})).find("field 'layer_types' has 1 entries") !=
+        std::string::npos);
+  CHECK(fails("layer_types", nlohmann::json::array({"full_attention", "chunked"})).find("field 'layer_types[1]' is 'chunked'") !=
+        std::string::npos);
+  CHECK(fails("layer_types", nlohmann::json::array({"full_attention", "sliding_attention"})).find("field 'sliding_window' is missing") !=
+        std::string::npos);
+  nlohmann::json mistral = dir.config();
+  mistral["model_type"] = "mistral";
+  mistral["sliding_window"] = nullptr;  // Mistral v0.2+: no window
+  CHECK(hf_config(mistral).layer_at(1).attention.window == 0);
+  mistral["sliding_window"] = 0;
+  CHECK(hf_error(mistral).find("field 'sliding_window' is 0, expected at least 1") != std::string::npos);
 }

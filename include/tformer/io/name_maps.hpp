@@ -3,7 +3,7 @@
 //
 //   torch_*: PyTorch nn.MultiheadAttention / nn.TransformerEncoderLayer / nn.TransformerDecoderLayer /
 //            nn.Transformer state_dict names (fused in_proj split into q, k, v)
-//   hf_*:    Hugging Face transformers BERT, GPT-2, Llama and T5 checkpoints
+//   hf_*:    Hugging Face transformers BERT, GPT-2, Llama (Mistral, Qwen2) and T5 checkpoints
 //   gguf_*:  llama.cpp's GGUF tensor names (its converters' output)
 #pragma once
 
@@ -68,13 +68,16 @@ inline name_map torch_transformer() {
 }
 
 /// @brief Hugging Face BertModel -> models::encoder (the pooler is loaded separately: hf_bert_pooler).
-inline name_map hf_bert() {
+/// prefix: what precedes the checkpoint's names ("bert." for BertForMaskedLM and the other heads,
+/// whose own tensors are then ignored; "" for BertModel and sentence-transformers).
+inline name_map hf_bert(const std::string& prefix = "") {
   name_map m;
-  m.add("embed.tokens.weight", "embeddings.word_embeddings.weight")
-      .add("embed.token_type.weight", "embeddings.token_type_embeddings.weight")
-      .add("embed.positions.weight", "embeddings.position_embeddings.weight");
-  detail::add_norm(m, "embed.norm.", "embeddings.LayerNorm.");
-  const std::string L = "layers.{i}.", H = "encoder.layer.{i}.";
+  const std::string P = prefix;
+  m.add("embed.tokens.weight", P + "embeddings.word_embeddings.weight")
+      .add("embed.token_type.weight", P + "embeddings.token_type_embeddings.weight")
+      .add("embed.positions.weight", P + "embeddings.position_embeddings.weight");
+  detail::add_norm(m, "embed.norm.", P + "embeddings.LayerNorm.");
+  const std::string L = "layers.{i}.", H = P + "encoder.layer.{i}.";
   const char* names[][2] = {{"q", "query"}, {"k", "key"}, {"v", "value"}};
   for (auto& n : names) {
     m.add(L + "attn." + n[0] + ".weight", H + "attention.self." + n[1] + ".weight");
@@ -85,7 +88,8 @@ inline name_map hf_bert() {
   m.add(L + "ffn.up.weight", H + "intermediate.dense.weight").add(L + "ffn.up.bias", H + "intermediate.dense.bias");
   m.add(L + "ffn.down.weight", H + "output.dense.weight").add(L + "ffn.down.bias", H + "output.dense.bias");
   detail::add_norm(m, L + "ffn_norm.", H + "output.LayerNorm.");
-  m.ignore("pooler.dense.weight").ignore("pooler.dense.bias").ignore("embeddings.position_ids");
+  m.ignore(P + "pooler.dense.weight").ignore(P + "pooler.dense.bias").ignore(P + "embeddings.position_ids");
+  if (!prefix.empty()) m.ignore("cls.*").ignore("classifier.*").ignore("qa_outputs.*");
   return m;
 }
 
@@ -98,11 +102,12 @@ inline name_map hf_bert_pooler() {
 }
 
 /// @brief Hugging Face GPT2LMHeadModel -> models::decoder_lm with tied embeddings (Conv1D weights are
-/// stored [in, out] and get transposed; c_attn splits into q, k, v).
-inline name_map hf_gpt2() {
+/// stored [in, out] and get transposed; c_attn splits into q, k, v). prefix: "transformer." for
+/// GPT2LMHeadModel's names, "" for GPT2Model's (as the original gpt2 checkpoints store them).
+inline name_map hf_gpt2(const std::string& prefix = "transformer.") {
   name_map m;
-  m.add("embed.tokens.weight", "transformer.wte.weight").add("embed.positions.weight", "transformer.wpe.weight");
-  const std::string L = "layers.{i}.", H = "transformer.h.{i}.";
+  m.add("embed.tokens.weight", prefix + "wte.weight").add("embed.positions.weight", prefix + "wpe.weight");
+  const std::string L = "layers.{i}.", H = prefix + "h.{i}.";
   const char* qkv[] = {"q", "k", "v"};
   for (int i = 0; i < 3; ++i) {
     m.add(L + "attn." + qkv[i] + ".weight", H + "attn.c_attn.weight", true, i, 3);
@@ -113,30 +118,40 @@ inline name_map hf_gpt2() {
   m.add(L + "ffn.up.weight", H + "mlp.c_fc.weight", true).add(L + "ffn.up.bias", H + "mlp.c_fc.bias");
   m.add(L + "ffn.down.weight", H + "mlp.c_proj.weight", true).add(L + "ffn.down.bias", H + "mlp.c_proj.bias");
   detail::add_norm(m, L + "ffn_norm.", H + "ln_2.");
-  detail::add_norm(m, "final_norm.", "transformer.ln_f.");
-  m.ignore("lm_head.weight").ignore("transformer.h.{i}.attn.bias").ignore("transformer.h.{i}.attn.masked_bias");
+  detail::add_norm(m, "final_norm.", prefix + "ln_f.");
+  m.ignore("lm_head.weight").ignore(H + "attn.bias").ignore(H + "attn.masked_bias");
   return m;
 }
 
-/// @brief Hugging Face LlamaForCausalLM -> models::decoder_lm (untied head).
-inline name_map hf_llama() {
+/// @brief Hugging Face LlamaForCausalLM -> models::decoder_lm; also Mistral, Qwen2 (q/k/v biases,
+/// loaded when the model has them) and SmolLM2. tied: the head is the token table (a checkpoint's
+/// lm_head.weight, when it keeps one, is then ignored).
+inline name_map hf_llama(bool tied = false) {
   name_map m;
   m.add("embed.tokens.weight", "model.embed_tokens.weight");
   const std::string L = "layers.{i}.", H = "model.layers.{i}.";
-  for (const char* p : {"q", "k", "v", "o"})
+  for (const char* p : {"q", "k", "v", "o"}) {
     m.add(L + "attn." + p + ".weight", H + "self_attn." + p + "_proj.weight");
+    m.add(L + "attn." + p + ".bias", H + "self_attn." + p + "_proj.bias");
+  }
   m.add(L + "attn_norm.weight", H + "input_layernorm.weight");
   m.add(L + "ffn.gate.weight", H + "mlp.gate_proj.weight")
       .add(L + "ffn.up.weight", H + "mlp.up_proj.weight")
       .add(L + "ffn.down.weight", H + "mlp.down_proj.weight");
   m.add(L + "ffn_norm.weight", H + "post_attention_layernorm.weight");
-  m.add("final_norm.weight", "model.norm.weight").add("lm_head.weight", "lm_head.weight");
-  m.ignore("model.rotary_emb.inv_freq");
+  m.add("final_norm.weight", "model.norm.weight");
+  if (tied)
+    m.ignore("lm_head.weight");
+  else
+    m.add("lm_head.weight", "lm_head.weight");
+  m.ignore("model.rotary_emb.inv_freq").ignore(H + "self_attn.rotary_emb.inv_freq");
   return m;
 }
 
-/// @brief Hugging Face T5ForConditionalGeneration (gated-gelu, untied head) -> models::encoder_decoder.
-inline name_map hf_t5() {
+/// @brief Hugging Face T5ForConditionalGeneration -> models::encoder_decoder. gated: T5 v1.1's
+/// gated feed-forward (wi_0, wi_1, wo) rather than v1.0's (wi, wo); tied: the head is the shared
+/// table (a checkpoint's lm_head.weight, when it keeps one, is then ignored).
+inline name_map hf_t5(bool gated = true, bool tied = false) {
   name_map m;
   m.add("embed.tokens.weight", "shared.weight");
   for (const std::string side : {"encoder", "decoder"}) {
@@ -148,15 +163,20 @@ inline name_map hf_t5() {
       for (const char* p : {"q", "k", "v", "o"}) m.add(L + "cross." + p + ".weight", H + "layer.1.EncDecAttention." + p + ".weight");
       m.add(L + "cross_norm.weight", H + "layer.1.layer_norm.weight");
     }
-    m.add(L + "ffn.gate.weight", H + ff + "DenseReluDense.wi_0.weight")
-        .add(L + "ffn.up.weight", H + ff + "DenseReluDense.wi_1.weight")
-        .add(L + "ffn.down.weight", H + ff + "DenseReluDense.wo.weight");
+    if (gated)
+      m.add(L + "ffn.gate.weight", H + ff + "DenseReluDense.wi_0.weight").add(L + "ffn.up.weight", H + ff + "DenseReluDense.wi_1.weight");
+    else
+      m.add(L + "ffn.up.weight", H + ff + "DenseReluDense.wi.weight");
+    m.add(L + "ffn.down.weight", H + ff + "DenseReluDense.wo.weight");
     m.add(L + "ffn_norm.weight", H + ff + "layer_norm.weight");
     m.add(side + ".relative_bias.weight", side + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight");
     m.add(side + ".final_norm.weight", side + ".final_layer_norm.weight");
     m.ignore(side + ".embed_tokens.weight");
   }
-  m.add("lm_head.weight", "lm_head.weight");
+  if (tied)
+    m.ignore("lm_head.weight");
+  else
+    m.add("lm_head.weight", "lm_head.weight");
   return m;
 }
 

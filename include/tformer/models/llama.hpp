@@ -1,21 +1,29 @@
-// The Llama family as a preset (Llama, SmolLM2, Mistral without a window): a spec, the sizes read
-// from a file's metadata, and the name map (io::gguf_llama). Nothing a user could not write: it is
-// models::decoder_lm<models::llama<...>> with a config filled from llama.* keys.
+// The Llama family as a preset (Llama, SmolLM2, Mistral, Qwen2): a spec, the sizes read from a
+// GGUF file's metadata or from a Hugging Face config.json, and the name maps (io::gguf_llama,
+// io::hf_llama). Nothing a user could not write: it is models::decoder_lm<models::llama<...>> with
+// a config filled from llama.* keys or config.json.
 //
 //   io::gguf_file f("SmolLM2-135M-Instruct.Q4_1.gguf");
 //   models::decoder_lm<models::llama<quant::q4_1, quant::q8_0, true>> lm(models::llama_config(f));
 //   io::load_gguf(lm, f, io::gguf_llama());
+//
+//   io::hf_directory dir("Qwen2-0.5B");                       // model_type llama, mistral or qwen2
+//   auto lm = models::load_llama<quant::f32, quant::f32, true>(dir);  // Tied: hf_tied_head(dir)
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../core/error.hpp"
 #include "../io/gguf.hpp"
+#include "../io/hf_directory.hpp"
+#include "../io/name_maps.hpp"
 #include "../nn/layers.hpp"
 #include "../nn/rotary.hpp"
 #include "../quant/f32.hpp"
 #include "config.hpp"
+#include "decoder.hpp"
 
 namespace tformer::models {
 
@@ -73,5 +81,139 @@ inline model_config llama_config(const io::gguf_file& f) {
 
 /// @brief True when the GGUF has no output.weight: the head is the token table (tie_embeddings).
 inline bool gguf_tied_head(const io::gguf_file& f) { return f.find("output.weight") == nullptr; }
+
+// ---- Hugging Face config.json ---------------------------------------------------------------
+
+namespace detail {
+
+// The rotary base of a config: transformers 5's rope_parameters {rope_theta, rope_type} or 4.x's
+// rope_theta and rope_scaling. Only unscaled ("default") rotary is supported.
+inline float hf_rope_base(const io::json_fields& f) {
+  const auto params = f.object_or_none("rope_parameters");
+  const auto scaling = f.object_or_none("rope_scaling");
+  auto check_type = [&](const io::json_fields& o) {
+    const std::string field = o.has("rope_type") ? "rope_type" : "type";
+    const auto type = o.string_or(field, "default");
+    if (type != "default")
+      o.fail(field, "is '" + type + "': rope scaling is not supported yet (only 'default' rotary positions)");
+  };
+  if (scaling) check_type(*scaling);
+  if (params) check_type(*params);
+  double base = f.number_or("rope_theta", 10000.0);
+  if (params && params->has("rope_theta")) {
+    const double b = params->number("rope_theta");
+    if (f.has("rope_theta") && f.number("rope_theta") != b)
+      f.fail("rope_theta", "is " + std::to_string(f.number("rope_theta")) + " but rope_parameters.rope_theta is " +
+                               std::to_string(b));
+    base = b;
+  }
+  if (!(base > 1.0)) f.fail(params && params->has("rope_theta") ? "rope_parameters.rope_theta" : "rope_theta", "must be > 1");
+  return static_cast<float>(base);
+}
+
+// Per-layer sliding windows (0: full attention) of a Llama-family config: transformers 5's
+// layer_types, else Mistral's sliding_window on every layer, else Qwen2's use_sliding_window from
+// max_window_layers on.
+inline std::vector<std::int64_t> hf_windows(const io::json_fields& f, const std::string& type, std::int64_t layers) {
+  std::vector<std::int64_t> w(static_cast<std::size_t>(layers), 0);
+  auto window = [&] { return f.integer_at_least("sliding_window", 1); };
+  if (const auto kinds = f.strings_or_none("layer_types")) {
+    if (static_cast<std::int64_t>(kinds->size()) != layers)
+      f.fail("layer_types", "has " + std::to_string(kinds->size()) + " entries for num_hidden_layers " + std::to_string(layers));
+    for (std::size_t i = 0; i < kinds->size(); ++i) {
+      if ((*kinds)[i] == "sliding_attention")
+        w[i] = window();
+      else if ((*kinds)[i] != "full_attention")
+        f.fail("layer_types[" + std::to_string(i) + "]", "is '" + (*kinds)[i] + "': expected full_attention or sliding_attention");
+    }
+    return w;
+  }
+  if (type == "mistral" && f.has("sliding_window")) {
+    for (auto& x : w) x = window();
+  } else if (type == "qwen2" && f.boolean_or("use_sliding_window", false) && f.has("sliding_window")) {
+    const std::int64_t from = f.integer_at_least_or("max_window_layers", 0, 0);
+    for (std::int64_t i = from; i < layers; ++i) w[static_cast<std::size_t>(i)] = window();
+  }
+  return w;
+}
+
+}  // namespace detail
+
+/// @brief The model types llama_config reads from config.json.
+inline constexpr const char* hf_llama_types[] = {"llama", "mistral", "qwen2"};
+
+/// @brief The sizes of a Hugging Face Llama-family config.json (model_type llama, mistral or qwen2;
+/// SmolLM2 is llama): grouped-query attention, rotate-half rotary (interleaved = false), Qwen2's
+/// q/k/v biases, Llama's attention_bias, per-layer sliding windows (Mistral's sliding_window,
+/// Qwen2's use_sliding_window / max_window_layers, transformers 5's layer_types). Throws
+/// io::config_error naming the file and the field for a missing, mistyped, contradictory or
+/// unsupported field (rope scaling other than "default", mlp_bias, a non-SiLU activation).
+inline model_config llama_config(const io::json_fields& f) {
+  const std::string type = f.string("model_type");
+  if (type != "llama" && type != "mistral" && type != "qwen2")
+    f.fail("model_type", "is '" + type + "', not one of the Llama family's: llama, mistral, qwen2");
+  if (const auto act = f.string_or("hidden_act", "silu"); act != "silu")
+    f.fail("hidden_act", "is '" + act + "': the Llama preset runs 'silu' only");
+  if (f.boolean_or("mlp_bias", false)) f.fail("mlp_bias", "is true, which is not supported");
+  model_config c;
+  c.vocab = f.integer_at_least("vocab_size", 1);
+  c.layers = f.integer_at_least("num_hidden_layers", 1);
+  const std::int64_t d = f.integer_at_least("hidden_size", 1), heads = f.integer_at_least("num_attention_heads", 1);
+  const std::int64_t kv = f.integer_at_least_or("num_key_value_heads", 1, heads);
+  if (heads % kv != 0)
+    f.fail("num_key_value_heads", "is " + std::to_string(kv) + ", which does not divide num_attention_heads " + std::to_string(heads));
+  if (!f.has("head_dim") && d % heads != 0)
+    f.fail("num_attention_heads", "is " + std::to_string(heads) + ", which does not divide hidden_size " + std::to_string(d) +
+                                      " (and there is no head_dim)");
+  const std::int64_t head_dim = f.integer_at_least_or("head_dim", 2, d / heads);
+  if (head_dim % 2 != 0) f.fail("head_dim", "is " + std::to_string(head_dim) + ": rotary needs an even head dim");
+  const bool attention_bias = f.boolean_or("attention_bias", false);
+  c.layer.attention = {.d_model = d, .heads = heads, .kv_heads = kv, .head_dim = head_dim,
+                       .qkv_bias = type == "qwen2" || attention_bias, .out_bias = attention_bias};
+  c.layer.ffn = {.d_model = d, .d_ff = f.integer_at_least("intermediate_size", 1), .bias = false};
+  const double eps = f.number_or("rms_norm_eps", 1e-6);
+  if (!(eps > 0)) f.fail("rms_norm_eps", "must be > 0");
+  c.layer.norm_eps = static_cast<float>(eps);
+  std::int64_t rope_dim = 0;
+  if (f.has("partial_rotary_factor")) {
+    const double p = f.number("partial_rotary_factor");
+    rope_dim = static_cast<std::int64_t>(static_cast<double>(head_dim) * p);
+    if (!(p > 0 && p <= 1) || rope_dim % 2 != 0)
+      f.fail("partial_rotary_factor", "is " + std::to_string(p) + ": expected (0, 1] giving an even rotary dim");
+    if (rope_dim == head_dim) rope_dim = 0;
+  }
+  c.layer.rope = nn::rotary{.dim = rope_dim, .base = detail::hf_rope_base(f), .interleaved = false};
+  const auto windows = detail::hf_windows(f, type, c.layers);
+  bool any = false;
+  for (auto w : windows) any = any || w > 0;
+  if (any) c.layer_rule = [windows](std::int64_t i, nn::layer_config& l) { l.attention.window = windows[static_cast<std::size_t>(i)]; };
+  return c;
+}
+
+/// @brief llama_config of a directory's config.json.
+inline model_config llama_config(const io::hf_directory& dir) { return llama_config(dir.fields()); }
+
+/// @brief True when the model's head is its token table: config.json's tie_word_embeddings (false
+/// when absent), checked against the checkpoint (a tied model needs no lm_head.weight; an untied
+/// one must have it). Throws io::config_error naming config.json when they disagree.
+inline bool hf_tied_head(const io::hf_directory& dir) {
+  const auto f = dir.fields();
+  const bool tied = f.boolean_or("tie_word_embeddings", false);
+  if (!tied && !dir.has_tensor("lm_head.weight"))
+    f.fail("tie_word_embeddings", "is false but '" + dir.path() + "' has no lm_head.weight");
+  return tied;
+}
+
+/// @brief A Llama-family model read and loaded from a Hugging Face directory in one call. Tied
+/// must equal hf_tied_head(dir) (io::config_error otherwise).
+template <quant::weight_format Weights = quant::f32, quant::weight_format Embedding = Weights, bool Tied = false>
+decoder_lm<llama<Weights, Embedding, Tied>> load_llama(const io::hf_directory& dir) {
+  if (hf_tied_head(dir) != Tied)
+    dir.fields().fail("tie_word_embeddings", std::string("is ") + (Tied ? "false" : "true") + " but the model type asked for a" +
+                                                 (Tied ? " tied" : "n untied") + " head");
+  decoder_lm<llama<Weights, Embedding, Tied>> m(llama_config(dir));
+  io::load_checkpoint(m, dir, io::hf_llama(Tied));
+  return m;
+}
 
 }  // namespace tformer::models
