@@ -34,6 +34,7 @@
 
 // ops: free functions on tensor views
 #include "ops/attention.hpp"
+#include "ops/conv.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/gather.hpp"
 #include "ops/matmul.hpp"
@@ -46,6 +47,7 @@
 #include "nn/attention.hpp"
 #include "nn/attention_bias.hpp"
 #include "nn/attention_config.hpp"
+#include "nn/conv.hpp"
 #include "nn/embedding.hpp"
 #include "nn/feed_forward.hpp"
 #include "nn/kv_cache.hpp"
@@ -59,6 +61,9 @@
 #include "nn/sliding_window_cache.hpp"
 #include "nn/state.hpp"
 #include "nn/t5_relative_bias.hpp"
+
+// audio: the log-mel front end (Eigen only; reading files is tformer/audio.hpp)
+#include "audio/log_mel.hpp"
 
 // models: encoders, decoders, encoder-decoders, heads; configs, specs and states
 #include "models/bert.hpp"
@@ -74,6 +79,7 @@
 #include "models/stack.hpp"
 #include "models/state.hpp"
 #include "models/t5.hpp"
+#include "models/whisper.hpp"
 
 // generate: decoding strategies and logits processors
 #include "generate/processors.hpp"
@@ -84,6 +90,7 @@
 
 // io: files and checkpoints
 #include "io/checkpoint.hpp"
+#include "io/ctranslate2.hpp"
 #include "io/gguf.hpp"
 #include "io/gguf_source.hpp"
 #include "io/hf_directory.hpp"

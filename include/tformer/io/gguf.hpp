@@ -57,6 +57,7 @@
 #include "../core/tensor.hpp"
 #include "../quant/formats.hpp"
 #include "../quant/matrix.hpp"
+#include "byte_reader.hpp"
 #include "mapped_file.hpp"
 
 namespace tformer::io {
@@ -322,9 +323,9 @@ struct gguf_contents {
 };
 
 // The validating parser over the file's bytes; path names the file in messages.
-class gguf_parser {
+class gguf_parser : byte_reader {
  public:
-  gguf_parser(std::span<const std::byte> bytes, const std::string& path) : data_(bytes), path_(path) {}
+  gguf_parser(std::span<const std::byte> bytes, const std::string& path) : byte_reader(bytes, "gguf file '" + path + "'") {}
 
   gguf_contents parse() {
     gguf_contents c;
@@ -381,30 +382,12 @@ class gguf_parser {
   static constexpr std::uint64_t kMinKv = 8 + 4 + 1;
   static constexpr std::uint64_t kMinTensorInfo = 8 + 4 + 4 + 8;
 
-  std::uint64_t size() const noexcept { return data_.size(); }
-  std::uint64_t left() const noexcept { return size() - pos_; }
-
   static std::string hex(std::uint64_t v, int digits) {
     static constexpr char d[] = "0123456789ABCDEF";
     std::string s(static_cast<std::size_t>(digits), '0');
     for (int i = digits - 1; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = d[v & 0xF];
     return digits > 2 ? "0x" + s : s;
   }
-
-  [[noreturn]] void fail(std::uint64_t at, const std::string& what) const {
-    throw io_error("tformer: gguf file '" + path_ + "' at byte " + std::to_string(at) + ": " + what);
-  }
-
-  // The next n bytes; a file that ends first is reported where the read fell off.
-  const std::byte* take(std::uint64_t n, const char* what) {
-    if (n > left())
-      fail(pos_, std::string("truncated: the file ends (at byte ") + std::to_string(size()) + ") inside " + what + ctx_ +
-                     ", which needs " + std::to_string(n) + " bytes but " + std::to_string(left()) + " remain");
-    const std::byte* p = data_.data() + pos_;
-    pos_ += n;
-    return p;
-  }
-  std::uint64_t read_le(int n, const char* what) { return load_le(take(static_cast<std::uint64_t>(n), what), n); }
 
   std::string string(const char* what) {
     const std::uint64_t at = pos_;
@@ -570,10 +553,6 @@ class gguf_parser {
     c.tensors.push_back(std::move(t));
   }
 
-  std::span<const std::byte> data_;
-  const std::string& path_;
-  std::uint64_t pos_ = 0;
-  std::string ctx_;  // " of key 'k'" / " of tensor 'n'": what is being read, for messages
   std::vector<std::uint64_t> info_offsets_, offset_fields_;  // per tensor: its info, its offset field
 };
 
