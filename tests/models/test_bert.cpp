@@ -117,3 +117,16 @@ TEST_CASE("sentence-transformers pooling: modes, Normalize, and errors", "[model
   }
   fs::remove_all(d);
 }
+
+TEST_CASE("sentence_embedding checks the lengths before reading the hidden states", "[models][bert][errors]") {
+  const tensor<float> hidden(shape{2, 3, 4}, 1.0f);  // [B, S, d]
+  tensor<float> out(shape{2, 4});                      // [B, d]
+  for (const auto& pooling : {models::sentence_pooling{.max = true, .mean = false},
+                              models::sentence_pooling{.mean = false, .mean_sqrt_len = true}}) {
+    tensor<std::int32_t> too_long(shape{2}, 3);
+    too_long(1) = 4;  // more tokens than S = 3
+    CHECK_THROWS_AS(models::sentence_embedding(hidden, too_long, pooling, out), value_error);
+    const tensor<std::int32_t> short_lengths(shape{1}, 3);  // one length for two sequences
+    CHECK_THROWS_AS(models::sentence_embedding(hidden, short_lengths, pooling, out), tformer::error);
+  }
+}

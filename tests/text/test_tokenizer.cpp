@@ -145,3 +145,16 @@ TEST_CASE("tokenizer: invalid UTF-8 reads as U+FFFD, like Python's decode('utf-8
   const auto t = load("bpe_gpt2");
   CHECK(t.encode("a\xff" "b") == t.encode("a\xEF\xBF\xBD" "b"));
 }
+
+TEST_CASE("tokenizer: a tokenizer without a model throws instead of crashing; GGUF pre-tokenizer sets", "[text]") {
+  const text::tokenizer none;
+  CHECK_THROWS_AS(none.encode("text"), value_error);
+  CHECK_THROWS_AS(none.decode({1, 2}), value_error);
+  // llama.cpp's "default" (also a file without tokenizer.ggml.pre): punctuation runs, GPT-2's
+  // regex, digit runs, then digits in threes
+  const auto def = text::gguf_pre_regexes("default", "x.gguf");
+  REQUIRE(def.size() == 4);
+  CHECK(def[3] == "[0-9][0-9][0-9]");
+  CHECK(text::gguf_pre_regexes("smollm", "x.gguf").size() == 2);
+  CHECK_THROWS_AS(text::gguf_pre_regexes("no-such-pre", "x.gguf"), value_error);
+}

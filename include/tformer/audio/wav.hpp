@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -146,15 +147,30 @@ inline sound decode_sound(std::span<const std::byte> bytes, const std::string& n
   if (info.channels < 1 || info.samplerate < 1 || info.frames < 0)
     throw io_error("tformer: sound file '" + name + "' declares " + std::to_string(info.channels) + " channels at " +
                    std::to_string(info.samplerate) + " Hz");
-  // every frame takes at least one byte: more frames than bytes is a corrupt header
-  if (static_cast<std::uint64_t>(info.frames) > bytes.size())
+  // an uncompressed frame takes at least one byte: more frames than bytes is a corrupt header
+  // (compressed formats such as FLAC or ADPCM may hold more frames than bytes)
+  const int sub = info.format & SF_FORMAT_SUBMASK;
+  const bool uncompressed = sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8 || sub == SF_FORMAT_PCM_16 ||
+                            sub == SF_FORMAT_PCM_24 || sub == SF_FORMAT_PCM_32 || sub == SF_FORMAT_FLOAT ||
+                            sub == SF_FORMAT_DOUBLE;
+  if (uncompressed && static_cast<std::uint64_t>(info.frames) > bytes.size())
     throw io_error("tformer: sound file '" + name + "' declares " + std::to_string(info.frames) + " frames in " +
                    std::to_string(bytes.size()) + " bytes");
+  constexpr std::uint64_t max_samples = std::uint64_t{1} << 32;  // 16 GiB of floats
+  if (static_cast<std::uint64_t>(info.frames) * static_cast<std::uint64_t>(info.channels) > max_samples)
+    throw io_error("tformer: sound file '" + name + "' declares " + std::to_string(info.frames) + " frames of " +
+                   std::to_string(info.channels) + " channels, more than tformer reads at once (" +
+                   std::to_string(max_samples) + " samples)");
   sf_command(f, SFC_SET_NORM_FLOAT, nullptr, SF_TRUE);
   sound s;
   s.sample_rate = info.samplerate;
   s.channels = info.channels;
-  s.samples.resize(static_cast<std::size_t>(info.frames) * static_cast<std::size_t>(info.channels));
+  try {
+    s.samples.resize(static_cast<std::size_t>(info.frames) * static_cast<std::size_t>(info.channels));
+  } catch (const std::bad_alloc&) {
+    throw io_error("tformer: sound file '" + name + "': out of memory for its " + std::to_string(info.frames) + " frames of " +
+                   std::to_string(info.channels) + " channels");
+  }
   const sf_count_t got = info.frames > 0 ? sf_readf_float(f, s.samples.data(), info.frames) : 0;
   if (got != info.frames)
     throw io_error("tformer: sound file '" + name + "' declares " + std::to_string(info.frames) + " frames but " +

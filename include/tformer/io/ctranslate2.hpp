@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -337,7 +338,12 @@ class ctranslate2_file {
       case ct2_dtype::i8: i = static_cast<std::int8_t>(p[0]); break;
       case ct2_dtype::i16: { std::int16_t s; std::memcpy(&s, p, 2); i = s; break; }
       case ct2_dtype::i32: { std::int32_t s; std::memcpy(&s, p, 4); i = s; break; }
-      default: detail::ct2_to_float(v.dtype, p, 1, &x); i = static_cast<std::int64_t>(x);
+      default:
+        detail::ct2_to_float(v.dtype, p, 1, &x);
+        if (!(std::fabs(x) < 0x1p62f) || x != std::trunc(x))
+          throw io_error("tformer: ctranslate2 file '" + path() + "': variable '" + v.name + "' (at byte " +
+                         std::to_string(v.record) + ") holds " + std::to_string(x) + ", not an integer");
+        i = static_cast<std::int64_t>(x);
     }
     return i;
   }

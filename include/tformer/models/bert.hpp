@@ -163,6 +163,7 @@ inline void sentence_embedding(tensor_view<const float> hidden, tensor_view<cons
   if (out.rank() != 2 || out.dim(0) != B || out.dim(1) != p.dim(d))
     throw shape_error("tformer::models::sentence_embedding: out must be [" + std::to_string(B) + ", " + std::to_string(p.dim(d)) +
                       "], got " + out.shape().to_string());
+  detail::check_lengths("sentence_embedding", lengths, B, S);
   tensor<float> part(shape{B, d});  // [B, d]: one pooling mode
   std::int64_t at = 0;
   auto put = [&](auto&& fill) {

@@ -131,7 +131,7 @@ inline std::vector<std::int64_t> hf_windows(const io::json_fields& f, const std:
   if (type == "mistral" && f.has("sliding_window")) {
     for (auto& x : w) x = window();
   } else if (type == "qwen2" && f.boolean_or("use_sliding_window", false) && f.has("sliding_window")) {
-    const std::int64_t from = f.integer_at_least_or("max_window_layers", 0, 0);
+    const std::int64_t from = f.integer_at_least_or("max_window_layers", 0, 28);
     for (std::int64_t i = from; i < layers; ++i) w[static_cast<std::size_t>(i)] = window();
   }
   return w;

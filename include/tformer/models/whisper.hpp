@@ -116,11 +116,25 @@ class whisper : public encoder_decoder<Spec> {
 };
 
 namespace detail {
+// A token id: an integer of int32's range (value_error naming the key otherwise).
+inline std::int32_t token_id(const nlohmann::json& v, const char* key) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<std::uint64_t>() > 0x7FFFFFFFu
+                                                        : v.get<std::int64_t>() < INT32_MIN || v.get<std::int64_t>() > INT32_MAX))
+    throw value_error(std::string("tformer::models: Whisper config field '") + key + "' holds " + v.dump() +
+                      ", not a token id (an integer in int32's range)");
+  return static_cast<std::int32_t>(v.get<std::int64_t>());
+}
 inline std::vector<std::int32_t> int_list(const nlohmann::json& j, const char* key) {
   std::vector<std::int32_t> out;
   if (!j.contains(key) || j.at(key).is_null()) return out;
-  for (const auto& v : j.at(key)) out.push_back(v.get<std::int32_t>());
+  if (!j.at(key).is_array()) throw value_error(std::string("tformer::models: Whisper config field '") + key + "' is not a list");
+  for (const auto& v : j.at(key)) out.push_back(token_id(v, key));
   return out;
+}
+// Whether path exists; an unreadable folder counts as no.
+inline bool file_exists(const std::filesystem::path& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
 }
 inline whisper_config whisper_layer_sizes(whisper_config c, std::int64_t d, std::int64_t heads, std::int64_t d_ff) {
   c.model.layer.attention.d_model = d;
@@ -186,7 +200,7 @@ inline whisper_config read_whisper_ctranslate2(const io::ctranslate2_file& f, co
   c.n_audio_ctx = enc_pos.shape[0];
   if (folder.empty()) return c;
   const auto cfg = folder / "config.json";
-  if (std::filesystem::exists(cfg)) {
+  if (detail::file_exists(cfg)) {
     std::ifstream in(cfg);
     try {
       const auto j = nlohmann::json::parse(in);
@@ -198,10 +212,10 @@ inline whisper_config read_whisper_ctranslate2(const io::ctranslate2_file& f, co
     }
   }
   std::vector<std::string> tokens;
-  if (const auto txt = folder / "vocabulary.txt"; std::filesystem::exists(txt)) {
+  if (const auto txt = folder / "vocabulary.txt"; detail::file_exists(txt)) {
     std::ifstream in(txt);
     for (std::string line; std::getline(in, line);) tokens.push_back(line);
-  } else if (const auto js = folder / "vocabulary.json"; std::filesystem::exists(js)) {
+  } else if (const auto js = folder / "vocabulary.json"; detail::file_exists(js)) {
     std::ifstream in(js);
     try {
       tokens = nlohmann::json::parse(in).get<std::vector<std::string>>();
@@ -230,8 +244,8 @@ inline whisper_config read_whisper_hf_config(const nlohmann::json& j) {
     c.n_audio_ctx = j.at("max_source_positions").get<std::int64_t>();
     c.suppress_ids = detail::int_list(j, "suppress_tokens");
     c.suppress_ids_begin = detail::int_list(j, "begin_suppress_tokens");
-    if (j.contains("decoder_start_token_id")) c.sot = j.at("decoder_start_token_id").get<std::int32_t>();
-    if (j.contains("eos_token_id")) c.eot = j.at("eos_token_id").get<std::int32_t>();
+    if (j.contains("decoder_start_token_id")) c.sot = detail::token_id(j.at("decoder_start_token_id"), "decoder_start_token_id");
+    if (j.contains("eos_token_id")) c.eot = detail::token_id(j.at("eos_token_id"), "eos_token_id");
   } catch (const nlohmann::json::exception& e) {
     throw value_error(std::string("tformer::models::read_whisper_hf_config: ") + e.what());
   }

@@ -35,15 +35,17 @@ inline std::vector<std::string> gguf_pre_regexes(const std::string& pre, const s
       R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   const std::string qwen2 =
       R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  if (pre == "default" || pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3" || pre == "pixtral" ||
+  // llama.cpp's LLAMA_VOCAB_PRE_TYPE_DEFAULT (also when a file has no tokenizer.ggml.pre)
+  if (pre == "default") return {R"([\p{P}\$\+<=>\^~\|]+)", gpt2, R"(\p{N}+)", "[0-9][0-9][0-9]"};
+  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3" || pre == "pixtral" ||
       pre == "dbrx" || pre == "smaug-bpe")
     return {llama3};
   if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "codeshell" || pre == "exaone" ||
       pre == "minerva-7b")
     return {R"(\p{N})", gpt2};
   if (pre == "gpt-2" || pre == "mpt" || pre == "olmo" || pre == "jais" || pre == "roberta-bpe" || pre == "phi-2" || pre == "jina-es" ||
-      pre == "jina-de" || pre == "gpt-4o" || pre == "exaone4")
-    return pre == "gpt-4o" ? throw value_error(where + ": tokenizer.ggml.pre 'gpt-4o' is not supported"), std::vector<std::string>{} : std::vector<std::string>{gpt2};
+      pre == "jina-de" || pre == "exaone4")
+    return {gpt2};
   if (pre == "qwen2" || pre == "stablelm2" || pre == "deepseek-r1-qwen") return {qwen2};
   if (pre == "chatglm-bpe" || pre == "glm4")
     return {R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
@@ -93,8 +95,7 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
     }
     const std::string pre_name = f.find_metadata("tokenizer.ggml.pre") ? f.get_string("tokenizer.ggml.pre") : "default";
     bpe::options o;
-    o.ignore_merges = pre_name == "llama3" || pre_name == "llama-v3" || pre_name == "llama-bpe" || pre_name == "default" ||
-                      pre_name == "falcon3" || pre_name == "pixtral" || pre_name == "glm4";
+    o.ignore_merges = pre_name == "llama3" || pre_name == "llama-v3" || pre_name == "llama-bpe" || pre_name == "falcon3" || pre_name == "pixtral" || pre_name == "glm4";
     m = bpe::from_vocab(std::move(v), merges, o, where + ": tokenizer.ggml");
     auto seq = std::make_unique<sequence_pre_tokenizer>();
     for (const auto& r : gguf_pre_regexes(pre_name, where)) {

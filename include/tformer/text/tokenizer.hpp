@@ -160,7 +160,7 @@ class tokenizer {
         }
         std::vector<piece> pieces{{norm.substr(sub.b, sub.e - sub.b), seg.b == 0 && sub.b == 0}};
         if (pre_tokenizer_) pre_tokenizer_->split(pieces);
-        for (const auto& p : pieces) model_->encode(p.text, ids);
+        for (const auto& p : pieces) loaded().encode(p.text, ids);
       }
     }
     if (add_special_tokens && post_processor_) post_processor_->process(ids);
@@ -176,7 +176,7 @@ class tokenizer {
       if (it != added_by_id_.end()) {
         if (skip_special_tokens && it->second.special) continue;
         tokens.push_back(it->second.content);
-      } else if (const std::string* t = model_->vocab().token(id)) {
+      } else if (const std::string* t = loaded().vocab().token(id)) {
         if (skip_special_tokens && special_contents_.count(*t)) continue;
         tokens.push_back(*t);
       }
@@ -199,13 +199,13 @@ class tokenizer {
   std::int32_t token_to_id(std::string_view token) const {
     const auto it = added_by_content_.find(std::string(token));
     if (it != added_by_content_.end()) return it->second;
-    return model_->vocab().find(token);
+    return loaded().vocab().find(token);
   }
   /// @brief The string of an id, or nullopt.
   std::optional<std::string> id_to_token(std::int32_t id) const {
     const auto it = added_by_id_.find(id);
     if (it != added_by_id_.end()) return it->second.content;
-    if (const std::string* t = model_->vocab().token(id)) return *t;
+    if (const std::string* t = loaded().vocab().token(id)) return *t;
     return std::nullopt;
   }
   /// @brief One more than the largest id of the model or the added tokens.
@@ -223,6 +223,11 @@ class tokenizer {
   const text::model& model() const { return *model_; }
 
  private:
+  // The model; a tokenizer made by its default constructor (or moved from) has none.
+  const text::model& loaded() const {
+    if (!model_) throw value_error("tformer::text::tokenizer: this tokenizer holds no model (default-constructed or moved from)");
+    return *model_;
+  }
   struct trie {
     struct node {
       std::map<unsigned char, std::uint32_t> next;
