@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -151,19 +153,46 @@ class bpe final : public model {
       }
     }
     if (pending_unk >= 0) ids.push_back(pending_unk);
-    // merge the lowest-ranked adjacent pair, leftmost first, until none is left
-    while (ids.size() > 1) {
-      std::uint32_t best = UINT32_MAX;
-      std::size_t at = 0;
-      std::int32_t merged = -1;
-      for (std::size_t k = 0; k + 1 < ids.size(); ++k) {
-        const auto it = merges_.find(key(ids[k], ids[k + 1]));
-        if (it != merges_.end() && it->second.first < best) best = it->second.first, at = k, merged = it->second.second;
-      }
-      if (merged < 0) break;
-      ids[at] = merged;
-      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+    // merge the lowest-ranked adjacent pair, leftmost first, until none is left: a heap of
+    // candidate pairs ordered by (rank, position) over a linked list of symbols, O(n log n) (a
+    // piece can be a long run of letters); a popped pair whose symbols changed is stale
+    const std::size_t n = ids.size();
+    if (n < 2) return ids;
+    std::vector<std::ptrdiff_t> prev(n), next(n);  // [n]: neighbours in the list (-1 / n: none)
+    for (std::size_t k = 0; k < n; ++k) prev[k] = static_cast<std::ptrdiff_t>(k) - 1, next[k] = static_cast<std::ptrdiff_t>(k) + 1;
+    struct pair_at {
+      std::uint32_t rank;
+      std::size_t left;
+      std::int32_t a, b, merged;
+      bool operator>(const pair_at& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+    };
+    std::priority_queue<pair_at, std::vector<pair_at>, std::greater<pair_at>> heap;
+    auto push = [&](std::size_t left) {
+      const auto right = next[left];
+      if (right >= static_cast<std::ptrdiff_t>(n)) return;
+      const auto it = merges_.find(key(ids[left], ids[static_cast<std::size_t>(right)]));
+      if (it != merges_.end())
+        heap.push({it->second.first, left, ids[left], ids[static_cast<std::size_t>(right)], it->second.second});
+    };
+    std::vector<bool> alive(n, true);  // [n]
+    for (std::size_t k = 0; k + 1 < n; ++k) push(k);
+    while (!heap.empty()) {
+      const pair_at p = heap.top();
+      heap.pop();
+      const auto right = next[p.left];
+      if (!alive[p.left] || right >= static_cast<std::ptrdiff_t>(n) || ids[p.left] != p.a ||
+          ids[static_cast<std::size_t>(right)] != p.b)
+        continue;
+      ids[p.left] = p.merged;
+      alive[static_cast<std::size_t>(right)] = false;
+      next[p.left] = next[static_cast<std::size_t>(right)];
+      if (next[p.left] < static_cast<std::ptrdiff_t>(n)) prev[static_cast<std::size_t>(next[p.left])] = static_cast<std::ptrdiff_t>(p.left);
+      if (prev[p.left] >= 0) push(static_cast<std::size_t>(prev[p.left]));
+      push(p.left);
     }
+    std::vector<std::int32_t> out;
+    for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(n); k = next[static_cast<std::size_t>(k)]) out.push_back(ids[static_cast<std::size_t>(k)]);
+    ids = std::move(out);
     return ids;
   }
 
