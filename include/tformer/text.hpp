@@ -7,6 +7,7 @@
 #include "text/decoder.hpp"
 #include "text/gguf_tokenizer.hpp"
 #include "text/json_config.hpp"
+#include "text/llama_spm.hpp"
 #include "text/model.hpp"
 #include "text/normalizer.hpp"
 #include "text/post_processor.hpp"

@@ -3,12 +3,23 @@
 //                          tokenizer.ggml.pre (smollm, llama-bpe, qwen2, gpt-2, ...);
 //                          "bert": WordPiece (llama.cpp stores word starts as "▁word" and
 //                          continuations without "##"; they are mapped back);
-//                          "llama" (SentencePiece) is not supported yet: a value_error says so.
-//   tokenizer.ggml.tokens / merges / token_type / bos_token_id / eos_token_id / add_bos_token /
-//   add_eos_token / unknown_token_id.
-// CONTROL and USER_DEFINED tokens (token_type 3 and 4) are matched in the text before
-// pre-tokenization, as llama.cpp does with parse_special; CONTROL tokens are special (skipped by
-// decode with skip_special_tokens).
+//                          "llama": SentencePiece (Llama 2, Mistral, ...) with tokenizer.ggml.scores,
+//                          byte fallback tokens <0xXX>, "▁" for spaces and a space in front of
+//                          every text segment when tokenizer.ggml.add_space_prefix (default true),
+//                          tokenized and detokenized as llama.cpp does (text/llama_spm.hpp); BOS is
+//                          added by default (token 1, EOS 2, unknown 0 unless the file says).
+//   tokenizer.ggml.tokens / merges / scores / token_type / bos_token_id / eos_token_id /
+//   add_bos_token / add_eos_token / add_space_prefix / unknown_token_id.
+// CONTROL and USER_DEFINED tokens (token_type 3 and 4; for "llama" also UNKNOWN, 2) are matched in
+// the text before pre-tokenization, as llama.cpp does with parse_special; CONTROL (and UNKNOWN)
+// tokens are special (skipped by decode with skip_special_tokens).
+//
+// Decoding "llama" ids: decode(ids, false) is llama.cpp's llama_detokenize(ids, remove_special =
+// false, unparse_special = true): special tokens written out, and only the first token, whatever
+// it is, loses a leading space ("<s> Hi" for BOS, "▁Hi"). decode(ids) drops the special tokens,
+// then detokenizes the rest the same way, so decode(encode("Hi")) is "Hi"; llama.cpp's
+// llama_detokenize with unparse_special = false gives " Hi" there (its unprinted BOS is the
+// first token).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +30,7 @@
 #include "../io/gguf.hpp"
 #include "bpe.hpp"
 #include "decoder.hpp"
+#include "llama_spm.hpp"
 #include "normalizer.hpp"
 #include "post_processor.hpp"
 #include "pre_tokenizer.hpp"
@@ -57,7 +69,10 @@ inline std::vector<std::string> gguf_pre_regexes(const std::string& pre, const s
 inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
   const std::string where = f.path();
   const std::string kind = f.get_string("tokenizer.ggml.model");
-  const std::vector<std::string> tokens = f.get_strings("tokenizer.ggml.tokens");
+  std::vector<std::string> tokens = f.get_strings("tokenizer.ggml.tokens");
+  if (kind == "llama")  // llama.cpp renames empty tokens
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+      if (tokens[i].empty()) tokens[i] = "[EMPTY_" + std::to_string(i) + "]";
   std::vector<std::int64_t> types(tokens.size(), 1);
   if (f.find_metadata("tokenizer.ggml.token_type")) {
     types = f.get_ints("tokenizer.ggml.token_type");
@@ -72,11 +87,15 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
       throw value_error(where + ": " + key + " " + std::to_string(id) + " is past the " + std::to_string(tokens.size()) + " tokens");
   };
 
-  // CONTROL and USER_DEFINED tokens are matched in the raw text
+  // CONTROL and USER_DEFINED tokens are matched in the raw text (and, in SentencePiece
+  // vocabularies, UNKNOWN ones: llama.cpp's special tokens cache holds all three)
   std::vector<added_token> added;
-  for (std::size_t i = 0; i < tokens.size(); ++i)
-    if ((types[i] == 3 || types[i] == 4) && !tokens[i].empty())
-      added.push_back({tokens[i], static_cast<std::int32_t>(i), types[i] == 3, false, false, false, false});
+  const bool unknown_is_special = kind == "llama";
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const bool special = types[i] == 3 || (unknown_is_special && types[i] == 2);
+    if ((special || types[i] == 4) && !tokens[i].empty())
+      added.push_back({tokens[i], static_cast<std::int32_t>(i), special, false, false, false, false});
+  }
 
   auto post = std::make_unique<template_processor>();
   std::unique_ptr<text::model> m;
@@ -84,6 +103,7 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
   std::unique_ptr<pre_tokenizer> pre;
   std::unique_ptr<decoder> dec;
   bool default_bos = false, default_eos = false;
+  std::int64_t default_bos_id = -1, default_eos_id = -1;
   if (kind == "gpt2") {
     vocabulary v;
     for (std::size_t i = 0; i < tokens.size(); ++i) v.add(tokens[i], static_cast<std::int32_t>(i), where + ": tokenizer.ggml.tokens");
@@ -136,10 +156,38 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
     pre = std::move(seq);
     dec = std::make_unique<wordpiece_decoder>();
     default_bos = default_eos = true;  // [CLS] ... [SEP]
+  } else if (kind == "llama") {
+    std::vector<float> scores(tokens.size(), 0.0f);
+    if (const auto* sv = f.find_metadata("tokenizer.ggml.scores")) {
+      io::gguf_value probe;  // llama.cpp takes FLOAT32 or INT32 scores
+      probe.type = sv->array() ? sv->array()->type : sv->type;
+      scores.clear();
+      if (probe.is_integer())
+        for (const std::int64_t x : f.get_ints("tokenizer.ggml.scores")) scores.push_back(static_cast<float>(x));
+      else
+        for (const double x : f.get_floats("tokenizer.ggml.scores")) scores.push_back(static_cast<float>(x));
+      if (scores.size() != tokens.size())
+        throw value_error(where + ": tokenizer.ggml.scores has " + std::to_string(scores.size()) + " entries for " +
+                          std::to_string(tokens.size()) + " tokens");
+    }
+    const auto in_range = [&](std::int64_t id) { return id < static_cast<std::int64_t>(tokens.size()) ? id : std::int64_t{-1}; };
+    std::int64_t unk = f.find_metadata("tokenizer.ggml.unknown_token_id") ? f.get_int("tokenizer.ggml.unknown_token_id") : in_range(0);
+    check_id("tokenizer.ggml.unknown_token_id", unk);
+    const bool space_prefix = opt_bool("tokenizer.ggml.add_space_prefix", true);
+    m = std::make_unique<llama_spm>(tokens, std::move(scores), static_cast<std::int32_t>(unk), where + ": tokenizer.ggml.tokens");
+    auto n = std::make_unique<llama_spm_normalizer>();
+    n->add_space_prefix = space_prefix;
+    norm = std::move(n);
+    dec = llama_spm_decoder::from_vocab(tokens, types, space_prefix);
+    default_bos = true;
+    default_bos_id = in_range(1);
+    default_eos_id = in_range(2);
   } else {
-    throw value_error(where + ": tokenizer.ggml.model '" + kind + "' is not supported (gpt2, bert)");
+    throw value_error(where + ": tokenizer.ggml.model '" + kind + "' is not supported (gpt2, bert, llama)");
   }
-  const std::int64_t bos = opt_int("tokenizer.ggml.bos_token_id"), eos = opt_int("tokenizer.ggml.eos_token_id");
+  std::int64_t bos = opt_int("tokenizer.ggml.bos_token_id"), eos = opt_int("tokenizer.ggml.eos_token_id");
+  if (bos < 0) bos = default_bos_id;
+  if (eos < 0) eos = default_eos_id;
   std::int64_t sep = opt_int("tokenizer.ggml.seperator_token_id");
   if (sep < 0) sep = eos;
   check_id("tokenizer.ggml.bos_token_id", bos);
