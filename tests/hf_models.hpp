@@ -14,6 +14,7 @@
 
 #include <filesystem>
 
+#include "catch.hpp"
 #include "fixture.hpp"
 
 namespace tformer::test {
@@ -31,6 +32,22 @@ inline std::string hf_dir(const std::string& name) { return (std::filesystem::pa
 /// Its inputs and transformers' outputs.
 inline io::safetensors_file hf_reference(const std::string& name) {
   return io::safetensors_file(std::filesystem::path(hf_dir(name)) / "reference.safetensors");
+}
+
+/// An encoder-decoder's logits on hf_dirs/<name>'s padded source and target batch, checked
+/// against transformers' (max abs 1e-4, same argmax at every real position).
+template <class Model>
+tensor<float> check_seq2seq_logits(const Model& m, const std::string& name) {
+  const auto ref = hf_reference(name);
+  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
+  const auto dec_ids = ref.load<std::int32_t>("decoder_input_ids"), dec_lengths = ref.load<std::int32_t>("decoder_lengths");
+  auto logits = m.decode(dec_ids, m.encode(ids, lengths), dec_lengths);
+  const auto want = ref.load<float>("logits");
+  const double err = max_abs_diff(logits, want, dec_lengths);
+  INFO(name << " logits max abs error " << err);
+  CHECK(err <= 1e-4);
+  CHECK(same_argmax(logits, want, dec_lengths));
+  return logits;
 }
 
 /// GPT-2 with the weights of hf_gpt2.model.safetensors.

@@ -137,6 +137,29 @@ def main():
         logits = model(input_ids=IDS, attention_mask=MASK, decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask).logits
         save(name, model, {"input_ids": IDS.int(), "lengths": LENGTHS, "decoder_input_ids": dec_ids.int(),
                            "decoder_lengths": tgt_lengths, "logits": logits})
+
+    # BART (learned positions with offset 2, layernorm_embedding, GELU) and Marian (split sinusoids,
+    # scaled embeddings, swish): post-LN, shared table, final_logits_bias
+    for name, seed in (("bart", 9), ("marian", 10)):
+        torch.manual_seed(seed)
+        marian = name == "marian"
+        kw = dict(vocab_size=V, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                  decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=20,
+                  pad_token_id=V - 1 if marian else 1, decoder_start_token_id=V - 1 if marian else 2,
+                  scale_embedding=marian, activation_function="swish" if marian else "gelu")
+        cfg = t.MarianConfig(**kw) if marian else t.BartConfig(**kw)
+        model = (t.MarianMTModel if marian else t.BartForConditionalGeneration)(cfg).eval()
+        randomize(model)
+        if marian:  # the sinusoids are not saved: keep the computed table
+            for e in (model.model.encoder.embed_positions, model.model.decoder.embed_positions):
+                e.weight.copy_(e.create_weight())
+        model.final_logits_bias.copy_(torch.randn(model.final_logits_bias.shape, generator=torch.Generator().manual_seed(seed)))
+        logits = model(input_ids=IDS, attention_mask=MASK, decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask).logits
+        save(name, model, {"input_ids": IDS.int(), "lengths": LENGTHS, "decoder_input_ids": dec_ids.int(),
+                           "decoder_lengths": tgt_lengths, "logits": logits})
+        again = type(model).from_pretrained(os.path.join(OUT, name)).eval()  # what the directory holds
+        same = again(input_ids=IDS, attention_mask=MASK, decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask).logits
+        assert torch.equal(same, logits), name
     print("transformers", t.__version__)
 
 

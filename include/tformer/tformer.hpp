@@ -66,6 +66,7 @@
 #include "audio/log_mel.hpp"
 
 // models: encoders, decoders, encoder-decoders, heads; configs, specs and states
+#include "models/bart.hpp"
 #include "models/bert.hpp"
 #include "models/config.hpp"
 #include "models/decoder.hpp"

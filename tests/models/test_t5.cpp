@@ -14,20 +14,6 @@
 
 using namespace tformer;
 
-namespace {
-template <class Model>
-void check_logits(const Model& m, const std::string& name) {
-  const auto ref = test::hf_reference(name);
-  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
-  const auto dec_ids = ref.load<std::int32_t>("decoder_input_ids"), dec_lengths = ref.load<std::int32_t>("decoder_lengths");
-  const auto logits = m.decode(dec_ids, m.encode(ids, lengths), dec_lengths);
-  const auto want = ref.load<float>("logits");
-  const double err = test::max_abs_diff(logits, want, dec_lengths);
-  INFO(name << " logits max abs error " << err);
-  CHECK(err <= 1e-4);
-  CHECK(test::same_argmax(logits, want, dec_lengths));
-}
-}  // namespace
 
 TEST_CASE("T5 v1.0 (ReLU, tied head, rescaled) from its directory matches transformers", "[models][parity][t5]") {
   const io::hf_directory dir(test::hf_dir("t5_v1_0"));
@@ -35,7 +21,7 @@ TEST_CASE("T5 v1.0 (ReLU, tied head, rescaled) from its directory matches transf
   CHECK_FALSE(models::t5_gated(f));
   CHECK(models::t5_tied(f));
   CHECK(models::t5_decoder_output_scale(f) == Approx(1.0 / std::sqrt(32.0)));
-  check_logits(models::load_t5<models::t5<false, true>>(dir), "t5_v1_0");
+  (void)test::check_seq2seq_logits(models::load_t5<models::t5<false, true>>(dir), "t5_v1_0");
   CHECK_THROWS_AS((models::load_t5<models::t5<true, true>>(dir)), io::config_error);  // not gated
   CHECK_THROWS_AS((models::load_t5<models::t5<false, false>>(dir)), io::config_error);  // tied
 }
@@ -46,7 +32,7 @@ TEST_CASE("T5 v1.1 (gated GELU) from its directory matches transformers", "[mode
   CHECK(models::t5_gated(f));
   CHECK(models::t5_tied(f));  // transformers 5 writes tie_word_embeddings: true and scale_decoder_outputs: false
   CHECK(models::t5_decoder_output_scale(f) == 1.0f);
-  check_logits(models::load_t5<models::t5<true, true>>(dir), "t5_v1_1");
+  (void)test::check_seq2seq_logits(models::load_t5<models::t5<true, true>>(dir), "t5_v1_1");
 }
 
 TEST_CASE("t5 config: transformers 4's spelling and errors naming the field", "[models][t5][errors]") {

@@ -3,7 +3,7 @@
 //
 //   torch_*: PyTorch nn.MultiheadAttention / nn.TransformerEncoderLayer / nn.TransformerDecoderLayer /
 //            nn.Transformer state_dict names (fused in_proj split into q, k, v)
-//   hf_*:    Hugging Face transformers BERT, GPT-2, Llama (Mistral, Qwen2) and T5 checkpoints
+//   hf_*:    Hugging Face transformers BERT, GPT-2, Llama (Mistral, Qwen2), T5, BART and Marian checkpoints
 //   gguf_*:  llama.cpp's GGUF tensor names (its converters' output)
 #pragma once
 
@@ -177,6 +177,45 @@ inline name_map hf_t5(bool gated = true, bool tied = false) {
     m.ignore("lm_head.weight");
   else
     m.add("lm_head.weight", "lm_head.weight");
+  return m;
+}
+
+/// @brief Hugging Face BartForConditionalGeneration / MarianMTModel -> models::encoder_decoder with
+/// separate_positions and logits_bias (models::bart): one shared table, per-side learned positions
+/// and layernorm_embedding (BART) or computed sinusoids (marian: a stored embed_positions table,
+/// as transformers 4 wrote, is ignored), post-LN layers, final_logits_bias. The head is tied (a
+/// stored lm_head.weight or per-side embed_tokens copy is ignored).
+inline name_map hf_bart(bool marian = false) {
+  name_map m;
+  m.add("embed.tokens.weight", "model.shared.weight").add("logits_bias", "final_logits_bias");
+  for (const std::string side : {"encoder", "decoder"}) {
+    const std::string E = side == "encoder" ? "embed." : "decoder_embed.", H = "model." + side + ".";
+    if (marian) {
+      m.ignore(H + "embed_positions.weight");
+    } else {
+      m.add(E + "positions.weight", H + "embed_positions.weight");
+      detail::add_norm(m, E + "norm.", H + "layernorm_embedding.");
+    }
+    m.ignore(H + "embed_tokens.weight");
+    const std::string L = side + ".layers.{i}.", P = H + "layers.{i}.";
+    auto attention = [&](const std::string& to, const std::string& from) {
+      for (const char* p : {"q", "k", "v"}) {
+        m.add(L + to + p + ".weight", P + from + p + "_proj.weight");
+        m.add(L + to + p + ".bias", P + from + p + "_proj.bias");
+      }
+      m.add(L + to + "o.weight", P + from + "out_proj.weight").add(L + to + "o.bias", P + from + "out_proj.bias");
+    };
+    attention("attn.", "self_attn.");
+    detail::add_norm(m, L + "attn_norm.", P + "self_attn_layer_norm.");
+    if (side == "decoder") {
+      attention("cross.", "encoder_attn.");
+      detail::add_norm(m, L + "cross_norm.", P + "encoder_attn_layer_norm.");
+    }
+    m.add(L + "ffn.up.weight", P + "fc1.weight").add(L + "ffn.up.bias", P + "fc1.bias");
+    m.add(L + "ffn.down.weight", P + "fc2.weight").add(L + "ffn.down.bias", P + "fc2.bias");
+    detail::add_norm(m, L + "ffn_norm.", P + "final_layer_norm.");
+  }
+  m.ignore("lm_head.weight");
   return m;
 }
 

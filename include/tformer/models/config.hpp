@@ -26,6 +26,7 @@ struct model_config {
   std::int64_t layers = 0;           ///< layers of the stack (the encoder's, for encoder-decoders)
   std::int64_t decoder_layers = 0;   ///< encoder-decoders: decoder layers (0: same as layers)
   std::int64_t max_positions = 0;    ///< learned position table size
+  std::int64_t position_offset = 0;  ///< learned positions: the table row of position 0 (BART: 2)
   std::int64_t token_types = 0;      ///< BERT segment embeddings (segment 0 is used); 0: none
   float embed_scale = 1.0f;          ///< token embeddings are multiplied by this (sqrt(d) in the original Transformer)
   float final_norm_eps = 0.0f;       ///< 0: the layers' norm eps
@@ -77,7 +78,7 @@ inline double weights_lower_bound(const model_config& c) {
                                                    : (heads > 0 ? d / heads : 0.0);
   const double per_layer = 2.0 * d * heads * hd + 2.0 * d * ff + 2.0 * d;
   const double layers = static_cast<double>(c.layers) + static_cast<double>(c.decoder_layers);
-  return static_cast<double>(c.vocab) * d + static_cast<double>(c.max_positions) * d +
+  return static_cast<double>(c.vocab) * d + static_cast<double>(c.max_positions + c.position_offset) * d +
          static_cast<double>(c.token_types) * d + layers * per_layer;
 }
 
@@ -111,7 +112,7 @@ template <class Build>
 void build_checked(const char* who, const model_config& c, Build&& build) {
   const std::pair<const char*, std::int64_t> sizes[] = {
       {"vocab", c.vocab}, {"layers", c.layers}, {"decoder_layers", c.decoder_layers}, {"max_positions", c.max_positions},
-      {"token_types", c.token_types}, {"layer.ffn.d_ff", c.layer.ffn.d_ff}};
+      {"position_offset", c.position_offset}, {"token_types", c.token_types}, {"layer.ffn.d_ff", c.layer.ffn.d_ff}};
   for (const auto& [field, value] : sizes)
     if (value < 0)
       throw value_error(std::string("tformer::models::") + who + ": model_config." + field + " must be >= 0, got " +

@@ -21,6 +21,8 @@ template <class Spec>
 class decoder_lm {
  public:
   using traits = spec_traits<Spec>;
+  static_assert(!traits::separate_positions && !traits::logits_bias,
+                "spec::separate_positions and spec::logits_bias belong to encoder-decoder specs");
   using layers_type = typename traits::template stack_layers<typename spec_layer<Spec>::type>;
   using stack_type = layer_stack<layers_type, typename traits::attention_bias, typename traits::final_norm>;
   using state_type = model_state<typename stack_type::state_type>;

@@ -102,8 +102,7 @@ std::vector<std::int64_t> embed_input(const char* who, const Embedder& e, const 
     start = tensor<std::int32_t>(shape{B});
     for (std::int64_t b = 0; b < B; ++b) start(b) = static_cast<std::int32_t>(shift[static_cast<std::size_t>(b)]);
   }
-  e.positions.add(x, start);
-  e.norm.forward(x, x);
+  e.add_positions(x, start);
   return shift;
 }
 
@@ -114,6 +113,8 @@ template <class Spec>
 class encoder {
  public:
   using traits = spec_traits<Spec>;
+  static_assert(!traits::separate_positions && !traits::logits_bias,
+                "spec::separate_positions and spec::logits_bias belong to encoder-decoder specs");
   using layers_type = typename traits::template stack_layers<typename spec_layer<Spec>::type>;
   using stack_type = layer_stack<layers_type, typename traits::attention_bias, typename traits::final_norm>;
   using embedder_type = embedder<typename traits::positions, typename traits::embed_norm, typename traits::embedding_weights>;

@@ -1,7 +1,8 @@
 // Encoder-decoder model (original Transformer, T5, BART family). The encoder runs once per
 // source; its output and the cross-attention keys/values of every decoder layer are kept in an
 // `encoded` object that any number of decoding steps (and beams) share. One token embedding table
-// serves both sides. The encoder reads token ids or an encoder_input (embeddings in place of ids,
+// serves both sides; with spec::separate_positions the decoder adds its own positions and embed
+// norm (decoder_embed), and spec::logits_bias adds a bias to the logits (BART, Marian). The encoder reads token ids or an encoder_input (embeddings in place of ids,
 // left padding: encoder.hpp); a model whose encoder is not a token stack (Whisper's convolutions)
 // hands its encoder's output to from_encoder_output and decodes as usual.
 #pragma once
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
 #include "../core/workspace.hpp"
 #include "../nn/linear.hpp"
@@ -55,6 +57,13 @@ class encoder_decoder {
     check_layers(encoder_layers{}, decoder_layers{});
     detail::build_checked("encoder_decoder", c, [&] {
       embed = embedder_type(c);
+      if constexpr (traits::separate_positions) {
+        model_config dc = c;  // positions and norm only: the decoder reads embed's token table
+        dc.vocab = 0;
+        dc.token_types = 0;
+        decoder_embed = embedder_type(dc);
+      }
+      if constexpr (traits::logits_bias) logits_bias = tensor<float>(shape{1, c.vocab}, 0.0f);
       encoder = encoder_stack(c, c.layers, /*bidirectional=*/true, &traits::template layer_kind<encoder_layers::count>);
       decoder = decoder_stack(c, c.decoder_layers > 0 ? c.decoder_layers : c.layers, /*bidirectional=*/false,
                               &traits::template layer_kind<decoder_layers::count>);
@@ -150,14 +159,18 @@ class encoder_decoder {
   template <class V>
   void visit(V&& v, const std::string& prefix = "") {
     embed.visit(v, prefix + "embed.");
+    if constexpr (traits::separate_positions) decoder_embed.visit(v, prefix + "decoder_embed.");
     encoder.visit(v, prefix + "encoder.");
     decoder.visit(v, prefix + "decoder.");
     if constexpr (!traits::tie_embeddings)
       if (config.vocab > 0) lm_head.visit(v, prefix + "lm_head.");
+    if constexpr (traits::logits_bias) v(prefix + "logits_bias", logits_bias);
   }
 
   model_config config;
   embedder_type embed;
+  embedder_type decoder_embed;  // separate_positions: the decoder's positions and norm (no token table)
+  tensor<float> logits_bias;    // logits_bias: [1, vocab]
   encoder_stack encoder;
   decoder_stack decoder;
   head_type lm_head;  // [vocab, d], unused when tied
@@ -201,13 +214,27 @@ class encoder_decoder {
                         ", the ids are for batch " + std::to_string(B));
     const auto scope = ws.open();
     const auto y = ws.take<float>(shape{B, T, config.d_model()});  // [B, T, d]
-    embed.forward(ids, state ? tensor_view<const std::int32_t>(state->lengths) : tensor_view<const std::int32_t>(), y);
+    const tensor_view<const std::int32_t> start = state ? tensor_view<const std::int32_t>(state->lengths) : tensor_view<const std::int32_t>();
+    if constexpr (traits::separate_positions) {
+      embed.tokens.forward(ids, y, embed.scale);
+      decoder_embed.add_positions(y, start);
+    } else {
+      embed.forward(ids, start, y);
+    }
     decode_hidden(y, source, lengths, state, &ws);
     const shape y2{B * T, config.d_model()}, l2{B * T, config.vocab};
     if constexpr (traits::tie_embeddings)
       ops::linear(y.reshape(y2), embed.tokens.weight, logits.reshape(l2), {}, &ws);
     else
       lm_head.forward(y, logits, &ws);
+    if constexpr (traits::logits_bias) {
+      const float* bias = logits_bias.data();
+      const std::int64_t V = config.vocab;
+      parallel_for(B * T, [&](std::int64_t r) {
+        float* row = logits.data() + r * V;
+        for (std::int64_t v = 0; v < V; ++v) row[v] += bias[v];
+      }, V);
+    }
   }
 };
 

@@ -17,6 +17,7 @@
 
 #include "../io/hf_directory.hpp"
 #include "../quant/f32.hpp"
+#include "bart.hpp"
 #include "bert.hpp"
 #include "gpt2.hpp"
 #include "llama.hpp"
@@ -28,14 +29,16 @@ namespace tformer::models {
 enum class hf_kind { encoder, decoder, seq2seq };
 
 /// @brief Every model_type the presets read, by kind.
-inline constexpr const char* hf_supported_types = "encoders: bert; decoders: gpt2, llama, mistral, qwen2; encoder-decoders: t5";
+inline constexpr const char* hf_supported_types = "encoders: bert; decoders: gpt2, llama, mistral, qwen2; encoder-decoders: t5, bart, marian";
 
 /// @brief A decoder-only model from a directory.
 using hf_decoder = std::variant<decoder_lm<gpt2<>>, decoder_lm<llama<quant::f32, quant::f32, false>>,
                                 decoder_lm<llama<quant::f32, quant::f32, true>>>;
-/// @brief An encoder-decoder from a directory (T5 v1.0 / v1.1, tied or not).
+/// @brief An encoder-decoder from a directory (T5 v1.0 / v1.1, tied or not; BART with GELU; Marian
+/// with swish).
 using hf_seq2seq = std::variant<encoder_decoder<t5<true, false>>, encoder_decoder<t5<false, true>>,
-                                encoder_decoder<t5<true, true>>, encoder_decoder<t5<false, false>>>;
+                                encoder_decoder<t5<true, true>>, encoder_decoder<t5<false, false>>,
+                                encoder_decoder<bart<>>, encoder_decoder<marian<>>>;
 /// @brief An encoder from a directory.
 using hf_encoder = std::variant<encoder<bert<>>>;
 
@@ -46,7 +49,7 @@ inline hf_kind hf_kind_of(const io::hf_directory& dir) {
   const std::string type = f.string("model_type");
   if (type == "bert") return hf_kind::encoder;
   if (type == "gpt2" || type == "llama" || type == "mistral" || type == "qwen2") return hf_kind::decoder;
-  if (type == "t5") return hf_kind::seq2seq;
+  if (type == "t5" || type == "bart" || type == "marian") return hf_kind::seq2seq;
   f.fail("model_type", "is '" + type + "', which tformer cannot load; supported: " + hf_supported_types);
 }
 
@@ -66,11 +69,15 @@ inline hf_decoder open_decoder(const io::hf_directory& dir) {
   return load_llama<quant::f32, quant::f32, false>(dir);
 }
 
-/// @brief The encoder-decoder of a directory (t5), loaded.
+/// @brief The encoder-decoder of a directory (t5, bart, marian), loaded. BART and Marian run their
+/// usual activations (GELU, swish); another is an io::config_error naming activation_function
+/// (instantiate models::bart<Act> for it).
 inline hf_seq2seq open_seq2seq(const io::hf_directory& dir) {
   if (hf_kind_of(dir) != hf_kind::seq2seq)
     detail::wrong_kind(dir, "an encoder-decoder", hf_kind_of(dir) == hf_kind::encoder ? "use open_encoder" : "use open_decoder");
   const auto f = dir.fields();
+  if (dir.model_type() == "bart") return load_bart<bart<>>(dir);
+  if (dir.model_type() == "marian") return load_bart<marian<>>(dir);
   const bool gated = t5_gated(f), tied = t5_tied(f);
   if (gated && !tied) return load_t5<t5<true, false>>(dir);
   if (!gated && tied) return load_t5<t5<false, true>>(dir);

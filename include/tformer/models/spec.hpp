@@ -15,7 +15,11 @@
 //                                                                    quant::f32 for the tables
 //   attention_weights, ffn_weights, embedding_weights, head_weights
 //                      one format per role, each defaulting to `weights`
-// An encoder-decoder spec names encoder_layer(s) and decoder_layer(s) instead of layer(s).
+// An encoder-decoder spec names encoder_layer(s) and decoder_layer(s) instead of layer(s), and may say
+//   separate_positions the decoder has its own positions and embed_norm   default false
+//                      (BART, Marian); the token table stays shared
+//   logits_bias        a bias [1, vocab] added to the logits             default false
+//                      (BART's and Marian's final_logits_bias)
 // Each member is checked with one readable static_assert line.
 #pragma once
 
@@ -71,6 +75,14 @@ template <class S> struct final_norm_of { using type = nn::no_norm; };
 template <class S> requires requires { typename S::final_norm; } struct final_norm_of<S> { using type = typename S::final_norm; };
 template <class S> constexpr bool tied_of() {
   if constexpr (requires { S::tie_embeddings; }) return S::tie_embeddings;
+  else return false;
+}
+template <class S> constexpr bool separate_positions_of() {
+  if constexpr (requires { S::separate_positions; }) return S::separate_positions;
+  else return false;
+}
+template <class S> constexpr bool logits_bias_of() {
+  if constexpr (requires { S::logits_bias; }) return S::logits_bias;
   else return false;
 }
 
@@ -138,6 +150,8 @@ struct spec_traits {
   using embed_norm = typename detail::embed_norm_of<S>::type;
   using final_norm = typename detail::final_norm_of<S>::type;
   static constexpr bool tie_embeddings = detail::tied_of<S>();
+  static constexpr bool separate_positions = detail::separate_positions_of<S>();
+  static constexpr bool logits_bias = detail::logits_bias_of<S>();
   using attention_weights = typename detail::attention_weights_of<S, detail::unset>::type;
   using ffn_weights = typename detail::ffn_weights_of<S, detail::unset>::type;
   using embedding_weights = typename detail::embedding_weights_of<S, quant::f32>::type;

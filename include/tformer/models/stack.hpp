@@ -61,6 +61,15 @@ template <class First, class...>
 struct first {
   using type = First;
 };
+
+// Positions P for a config: learned tables get the config's offset (BART's two unused rows).
+template <class P>
+P make_positions(const model_config& c) {
+  if constexpr (std::is_same_v<P, nn::learned_positions>)
+    return P(c.max_positions, c.d_model(), c.position_offset);
+  else
+    return P(c.max_positions, c.d_model());
+}
 }  // namespace detail
 
 /// @brief Token embedding (+ segment-0 embedding) (+ absolute positions) (+ norm).
@@ -71,7 +80,7 @@ class embedder {
   explicit embedder(const model_config& c)
       : tokens(c.vocab, c.d_model()),
         token_type(c.token_types > 0 ? tensor<float>(shape{c.token_types, c.d_model()}) : tensor<float>()),
-        positions(c.max_positions, c.d_model()),
+        positions(detail::make_positions<Positions>(c)),
         norm(c.d_model(), c.layer.norm_eps),
         scale(c.embed_scale) {}
 
@@ -85,6 +94,12 @@ class embedder {
         for (std::int64_t c = 0; c < d; ++c) row[c] += token_type.data()[c];
       }, d);
     }
+    add_positions(out, start);
+  }
+
+  /// @brief The stage after the token lookup: out [B, S, d] += positions from start [B], then the
+  /// norm (an encoder-decoder whose decoder has its own positions runs the shared tokens, then this).
+  void add_positions(tensor_view<float> out, tensor_view<const std::int32_t> start) const {
     positions.add(out, start);
     norm.forward(out, out);
   }

@@ -1,5 +1,6 @@
 // Absolute positions, added to the token embeddings by the model: no_positions,
-// learned_positions, sinusoidal_positions. Each: add(x [B, S, d], positions [B] or {}) adds the
+// learned_positions (with an offset: BART), sinusoidal_positions (interleaved sin/cos) and
+// split_sinusoidal_positions (sin half, cos half: Marian, tensor2tensor). Each: add(x [B, S, d], positions [B] or {}) adds the
 // vector of position positions[b] + i to x[b, i]; visit(visitor, prefix).
 // (Rotary positions: nn/rotary.hpp; additive biases: nn/alibi.hpp, nn/t5_relative_bias.hpp.)
 #pragma once
@@ -43,12 +44,16 @@ struct no_positions {
   void visit(V&&, const std::string&) {}
 };
 
-/// @brief A learned table [max_positions, d] (BERT, GPT-2).
+/// @brief A learned table [offset + max_positions, d] (BERT, GPT-2; BART keeps two unused rows
+/// before position 0: offset 2).
 class learned_positions {
  public:
   learned_positions() = default;
-  learned_positions(std::int64_t max_positions, std::int64_t d) : weight(shape{max_positions, d}) {}
-  std::int64_t max_positions() const { return weight.rank() == 2 ? weight.dim(0) : 0; }
+  learned_positions(std::int64_t max_positions, std::int64_t d, std::int64_t offset = 0)
+      : weight(shape{offset + max_positions, d}), offset(offset) {
+    if (offset < 0) throw value_error("tformer::nn::learned_positions: the offset must be >= 0, got " + std::to_string(offset));
+  }
+  std::int64_t max_positions() const { return weight.rank() == 2 ? weight.dim(0) - offset : 0; }
   void add(tensor_view<float> x, tensor_view<const std::int32_t> start) const {
     const std::int64_t B = x.dim(0), S = x.dim(1), d = x.dim(2);
     if (d != weight.dim(1))
@@ -63,7 +68,7 @@ class learned_positions {
                           " positions");
     }
     parallel_for(B * S, [&](std::int64_t i) {
-      const std::int64_t b = i / S, s = i % S, p = detail::start_of(start, b) + s;
+      const std::int64_t b = i / S, s = i % S, p = offset + detail::start_of(start, b) + s;
       float* row = x.data() + b * x.stride(0) + s * x.stride(1);
       const float* pe = weight.data() + p * d;
       for (std::int64_t c = 0; c < d; ++c) row[c] += pe[c];
@@ -73,29 +78,41 @@ class learned_positions {
   void visit(V&& v, const std::string& prefix) {
     v(prefix + "weight", weight);
   }
-  tensor<float> weight;  // [max_positions, d]
+  tensor<float> weight;      // [offset + max_positions, d]
+  std::int64_t offset = 0;   // the row of position 0
 };
 
-/// @brief Fixed sinusoids (Attention Is All You Need): pe[p, 2i] = sin(p / 10000^(2i/d)),
-/// pe[p, 2i+1] = cos(p / 10000^(2i/d)); no parameters, any length.
-struct sinusoidal_positions {
-  sinusoidal_positions() = default;
-  sinusoidal_positions(std::int64_t, std::int64_t) {}
+/// @brief Fixed sinusoids, no parameters, any length. Interleaved (Attention Is All You Need):
+/// pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(p / 10000^(2i/d)). Split (tensor2tensor,
+/// Marian): the sines in the first ceil(d/2) features, pe[p, i] = sin(p / 10000^(2i/d)), the
+/// cosines after them, pe[p, ceil(d/2) + i] = cos(p / 10000^(2i/d)). Computed in double, as
+/// Marian's table is.
+template <bool Split>
+struct basic_sinusoidal_positions {
+  basic_sinusoidal_positions() = default;
+  basic_sinusoidal_positions(std::int64_t, std::int64_t) {}
   void add(tensor_view<float> x, tensor_view<const std::int32_t> start) const {
-    const std::int64_t B = x.dim(0), S = x.dim(1), d = x.dim(2);
+    const std::int64_t B = x.dim(0), S = x.dim(1), d = x.dim(2), half = (d + 1) / 2;
     detail::check_start("sinusoidal_positions", start, B);
     parallel_for(B * S, [&](std::int64_t i) {
       const std::int64_t b = i / S, s = i % S;
       const double p = static_cast<double>(detail::start_of(start, b) + s);
       float* row = x.data() + b * x.stride(0) + s * x.stride(1);
       for (std::int64_t c = 0; c < d; ++c) {
-        const double angle = p / std::pow(10000.0, static_cast<double>(c - (c & 1)) / static_cast<double>(d));
-        row[c] += static_cast<float>((c & 1) ? std::cos(angle) : std::sin(angle));
+        const bool sine = Split ? c < half : (c & 1) == 0;
+        const std::int64_t twice_i = Split ? 2 * (sine ? c : c - half) : c - (c & 1);
+        const double angle = p / std::pow(10000.0, static_cast<double>(twice_i) / static_cast<double>(d));
+        row[c] += static_cast<float>(sine ? std::sin(angle) : std::cos(angle));
       }
     }, d);
   }
   template <class V>
   void visit(V&&, const std::string&) {}
 };
+
+/// @brief Interleaved sinusoids (the original Transformer).
+using sinusoidal_positions = basic_sinusoidal_positions<false>;
+/// @brief Split sinusoids (Marian).
+using split_sinusoidal_positions = basic_sinusoidal_positions<true>;
 
 }  // namespace tformer::nn
