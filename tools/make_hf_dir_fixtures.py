@@ -138,6 +138,35 @@ def main():
         save(name, model, {"input_ids": IDS.int(), "lengths": LENGTHS, "decoder_input_ids": dec_ids.int(),
                            "decoder_lengths": tgt_lengths, "logits": logits})
 
+    # Scaled rotary: one tied Llama, logits for each rope_parameters variant (rope has no weights);
+    # positions run past the original context of the llama3 and yarn variants
+    torch.manual_seed(11)
+    variants = {
+        "linear": {"rope_type": "linear", "factor": 2.5},
+        "llama3": {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                   "original_max_position_embeddings": 64},
+        "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},
+        "yarn_untruncated": {"rope_type": "yarn", "factor": 3.0, "original_max_position_embeddings": 32, "beta_fast": 8.0,
+                             "beta_slow": 0.5, "truncate": False, "attention_factor": 1.2},
+    }
+    rope_ids = torch.randint(3, V, (2, 40), generator=torch.Generator().manual_seed(11))
+    ref = {"input_ids": rope_ids.int()}
+    model = None
+    for name, v in variants.items():
+        v["rope_theta"] = 10000.0
+        cfg = t.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                            rope_parameters=dict(v))
+        m = t.LlamaForCausalLM(cfg).eval()
+        if model is None:
+            randomize(m)
+            model = m
+        else:
+            m.load_state_dict(model.state_dict())
+        ref["logits_" + name] = m(input_ids=rope_ids).logits
+    model.config.rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}
+    save("llama_rope", model, ref, extra={"rope_variants.json": json.dumps(variants, indent=2)})
+
     # BART (learned positions with offset 2, layernorm_embedding, GELU) and Marian (split sinusoids,
     # scaled embeddings, swish): post-LN, shared table, final_logits_bias
     for name, seed in (("bart", 9), ("marian", 10)):

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "catch.hpp"
@@ -244,12 +245,19 @@ TEST_CASE("llama_config: rope in transformers 4 and 5 spellings, and errors nami
   v4["rope_scaling"] = {{"type", "default"}};
   CHECK(hf_config(v4).layer.rope.base == 500000.0f);
   v4["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
-  CHECK(hf_error(v4) == "tformer: l/config.json: field 'rope_scaling.type' is 'linear': rope scaling is not supported yet "
-                       "(only 'default' rotary positions)");
+  CHECK(hf_config(v4).layer.rope.inv_freq.size() == 4);  // scaled: frequencies given
+  v4["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  CHECK(hf_error(v4).find("field 'rope_scaling.type' is 'dynamic': supported rope types are default, linear, llama3 and yarn") !=
+        std::string::npos);
   v4["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
-  CHECK(hf_error(v4).find("field 'rope_scaling.rope_type' is 'llama3'") != std::string::npos);
-  v5["rope_parameters"]["rope_type"] = "yarn";
-  CHECK(hf_error(v5).find("field 'rope_parameters.rope_type' is 'yarn'") != std::string::npos);
+  CHECK(hf_error(v4).find("field 'rope_scaling.low_freq_factor' is missing") != std::string::npos);
+  v4["rope_scaling"] = {{"rope_type", "linear"}, {"factor", -1.0}};
+  CHECK(hf_error(v4).find("field 'rope_scaling.factor' is -1") != std::string::npos);
+  v5["rope_parameters"]["rope_type"] = "longrope";
+  CHECK(hf_error(v5).find("field 'rope_parameters.rope_type' is 'longrope'") != std::string::npos);
+  v5 = dir.config();
+  v5["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};  // contradicts rope_parameters' default
+  CHECK(hf_error(v5).find("field 'rope_scaling.type' is 'linear' but rope_parameters.rope_type is 'default'") != std::string::npos);
   v5 = dir.config();
   v5["rope_theta"] = 10000.0;  // contradicts rope_parameters.rope_theta
   CHECK(hf_error(v5).find("field 'rope_theta' is 10000") != std::string::npos);
@@ -283,4 +291,27 @@ TEST_CASE("llama_config: rope in transformers 4 and 5 spellings, and errors nami
   CHECK(hf_config(mistral).layer_at(1).attention.window == 0);
   mistral["sliding_window"] = 0;
   CHECK(hf_error(mistral).find("field 'sliding_window' is 0, expected at least 1") != std::string::npos);
+}
+
+TEST_CASE("Llama with scaled rotary (linear, llama3, yarn) matches transformers", "[models][parity][llama][hf][rope]") {
+  const io::hf_directory dir(test::hf_dir("llama_rope"));
+  const auto ref = test::hf_reference("llama_rope");
+  const auto ids = ref.load<std::int32_t>("input_ids");  // [2, 40]: past the yarn variants' original 16 and 32
+  std::ifstream in(std::filesystem::path(test::hf_dir("llama_rope")) / "rope_variants.json");
+  const auto variants = nlohmann::json::parse(in);
+  REQUIRE(variants.size() == 4);
+  for (const auto& [name, params] : variants.items()) {
+    nlohmann::json j = dir.config();
+    j["rope_parameters"] = params;
+    const auto c = hf_config(j);
+    CHECK(c.layer.rope.inv_freq.size() == 4);
+    models::decoder_lm<models::llama<quant::f32, quant::f32, true>> lm(c);
+    io::load_checkpoint(lm, dir, io::hf_llama(/*tied=*/true));
+    const auto logits = lm.forward(ids);
+    const auto want = ref.load<float>("logits_" + name);
+    const double err = test::max_abs_diff(logits, want);
+    INFO(name << " logits max abs error " << err);
+    CHECK(err <= 1e-4);
+    CHECK(test::same_argmax(logits, want, {}));
+  }
 }

@@ -20,6 +20,7 @@
 #include "../io/hf_directory.hpp"
 #include "../io/name_maps.hpp"
 #include "../nn/layers.hpp"
+#include "../nn/rope_scaling.hpp"
 #include "../nn/rotary.hpp"
 #include "../quant/f32.hpp"
 #include "config.hpp"
@@ -86,19 +87,18 @@ inline bool gguf_tied_head(const io::gguf_file& f) { return f.find("output.weigh
 
 namespace detail {
 
-// The rotary base of a config: transformers 5's rope_parameters {rope_theta, rope_type} or 4.x's
-// rope_theta and rope_scaling. Only unscaled ("default") rotary is supported.
-inline float hf_rope_base(const io::json_fields& f) {
+// The rotary positions of a config: the base from transformers 5's rope_parameters {rope_theta,
+// rope_type, ...} or 4.x's rope_theta and rope_scaling {type or rope_type, ...}; rope types
+// "default", "linear", "llama3" and "yarn" (nn/rope_scaling.hpp). rope_dim: the rotary dim (0: the
+// head's), head_dim: the head's.
+inline nn::rotary hf_rotary(const io::json_fields& f, std::int64_t rope_dim, std::int64_t head_dim) {
   const auto params = f.object_or_none("rope_parameters");
   const auto scaling = f.object_or_none("rope_scaling");
-  auto check_type = [&](const io::json_fields& o) {
-    const std::string field = o.has("rope_type") ? "rope_type" : "type";
-    const auto type = o.string_or(field, "default");
-    if (type != "default")
-      o.fail(field, "is '" + type + "': rope scaling is not supported yet (only 'default' rotary positions)");
-  };
-  if (scaling) check_type(*scaling);
-  if (params) check_type(*params);
+  auto type_field = [](const io::json_fields& o) { return std::string(o.has("rope_type") ? "rope_type" : "type"); };
+  auto type_of = [&](const io::json_fields& o) { return o.string_or(type_field(o), "default"); };
+  if (params && scaling && type_of(*params) != type_of(*scaling))
+    scaling->fail(type_field(*scaling), "is '" + type_of(*scaling) + "' but rope_parameters." + type_field(*params) + " is '" +
+                                            type_of(*params) + "'");
   double base = f.number_or("rope_theta", 10000.0);
   if (params && params->has("rope_theta")) {
     const double b = params->number("rope_theta");
@@ -108,7 +108,57 @@ inline float hf_rope_base(const io::json_fields& f) {
     base = b;
   }
   if (!(base > 1.0)) f.fail(params && params->has("rope_theta") ? "rope_parameters.rope_theta" : "rope_theta", "must be > 1");
-  return static_cast<float>(base);
+  nn::rotary r{.dim = rope_dim, .base = static_cast<float>(base), .interleaved = false};
+  // the object holding the scaling: rope_parameters when it names a type, else rope_scaling
+  const io::json_fields* o = params && (params->has("rope_type") || params->has("type") || !scaling) ? &*params
+                             : scaling                                                           ? &*scaling
+                                                                                                 : nullptr;
+  if (!o) return r;
+  const std::string type = type_of(*o);
+  if (type == "default") return r;
+  const std::int64_t dim = rope_dim > 0 ? rope_dim : head_dim;
+  auto positive = [&](const char* key) {
+    const double v = o->number(key);
+    if (!(v > 0)) o->fail(key, "is " + std::to_string(v) + ", expected > 0");
+    return v;
+  };
+  // the pretraining context: a top-level original_max_position_embeddings (Phi-3) first
+  auto original = [&] {
+    if (f.has("original_max_position_embeddings")) return f.integer_at_least("original_max_position_embeddings", 1);
+    if (o->has("original_max_position_embeddings")) return o->integer_at_least("original_max_position_embeddings", 1);
+    return f.integer_at_least("max_position_embeddings", 1);
+  };
+  if (type == "linear") {
+    r.inv_freq = nn::rope_linear(dim, r.base, static_cast<float>(positive("factor")));
+  } else if (type == "llama3") {
+    const nn::llama3_scaling s{.factor = static_cast<float>(positive("factor")),
+                               .low_freq_factor = static_cast<float>(positive("low_freq_factor")),
+                               .high_freq_factor = static_cast<float>(positive("high_freq_factor")),
+                               .original_max_positions = original()};
+    if (!(s.high_freq_factor > s.low_freq_factor)) o->fail("high_freq_factor", "must exceed low_freq_factor");
+    r.inv_freq = nn::rope_llama3(dim, r.base, s);
+  } else if (type == "yarn") {
+    nn::yarn_scaling s;
+    s.original_max_positions = original();
+    s.factor = o->has("factor") && !o->json().at("factor").is_null()
+                   ? positive("factor")
+                   : static_cast<double>(f.integer_at_least("max_position_embeddings", 1)) / static_cast<double>(s.original_max_positions);
+    auto number = [&](const char* key, double fallback) {  // absent or null: the fallback
+      return o->has(key) && !o->json().at(key).is_null() ? o->number(key) : fallback;
+    };
+    s.attention_factor = number("attention_factor", 0.0);
+    s.mscale = number("mscale", 0.0);
+    s.mscale_all_dim = number("mscale_all_dim", 0.0);
+    s.beta_fast = number("beta_fast", 0.0) > 0 ? number("beta_fast", 0.0) : 32.0;  // transformers: `or 32`
+    s.beta_slow = number("beta_slow", 0.0) > 0 ? number("beta_slow", 0.0) : 1.0;
+    s.truncate = o->boolean_or("truncate", true);
+    r.inv_freq = nn::rope_yarn(dim, r.base, s);
+    r.attention_factor = static_cast<float>(s.attention());
+  } else {
+    o->fail(type_field(*o), "is '" + type + "': supported rope types are default, linear, llama3 and yarn ('dynamic' "
+                                            "rescales with the sequence length, which tformer does not do)");
+  }
+  return r;
 }
 
 // Per-layer sliding windows (0: full attention) of a Llama-family config: transformers 5's
@@ -147,7 +197,7 @@ inline constexpr const char* hf_llama_types[] = {"llama", "mistral", "qwen2"};
 /// q/k/v biases, Llama's attention_bias, per-layer sliding windows (Mistral's sliding_window,
 /// Qwen2's use_sliding_window / max_window_layers, transformers 5's layer_types). Throws
 /// io::config_error naming the file and the field for a missing, mistyped, contradictory or
-/// unsupported field (rope scaling other than "default", mlp_bias, a non-SiLU activation).
+/// unsupported field (rope types other than default, linear, llama3 and yarn; mlp_bias; a non-SiLU activation).
 inline model_config llama_config(const io::json_fields& f) {
   const std::string type = f.string("model_type");
   if (type != "llama" && type != "mistral" && type != "qwen2")
@@ -182,7 +232,7 @@ inline model_config llama_config(const io::json_fields& f) {
       f.fail("partial_rotary_factor", "is " + std::to_string(p) + ": expected (0, 1] giving an even rotary dim");
     if (rope_dim == head_dim) rope_dim = 0;
   }
-  c.layer.rope = nn::rotary{.dim = rope_dim, .base = detail::hf_rope_base(f), .interleaved = false};
+  c.layer.rope = detail::hf_rotary(f, rope_dim, head_dim);
   const auto windows = detail::hf_windows(f, type, c.layers);
   bool any = false;
   for (auto w : windows) any = any || w > 0;
