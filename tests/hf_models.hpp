@@ -13,6 +13,7 @@
 #include <tformer/models/t5.hpp>
 
 #include <filesystem>
+#include <string>
 
 #include "catch.hpp"
 #include "fixture.hpp"
@@ -32,6 +33,24 @@ inline std::string hf_dir(const std::string& name) { return (std::filesystem::pa
 /// Its inputs and transformers' outputs.
 inline io::safetensors_file hf_reference(const std::string& name) {
   return io::safetensors_file(std::filesystem::path(hf_dir(name)) / "reference.safetensors");
+}
+
+/// tests/data/gguf_arch/<name>: llama.cpp's conversion of an hf_dirs fixture (tools/make_gguf_arch_fixtures.py).
+inline std::string gguf_arch(const std::string& name) {
+  return (std::filesystem::path(TFORMER_TEST_DATA_DIR) / "gguf_arch" / name).string();
+}
+
+/// The sizes a GGUF's config reader found equal those config.json gives for the same model.
+inline void check_same_sizes(const models::model_config& gguf, const models::model_config& hf) {
+  CHECK(gguf.vocab == hf.vocab);
+  CHECK(gguf.layers == hf.layers);
+  CHECK(gguf.max_positions == hf.max_positions);
+  CHECK(gguf.token_types == hf.token_types);
+  CHECK(gguf.layer.attention.heads == hf.layer.attention.heads);
+  CHECK(gguf.layer.attention.kv_heads == hf.layer.attention.kv_heads);
+  CHECK(gguf.layer.attention.head_dim == hf.layer.attention.head_dim);
+  CHECK(gguf.layer.ffn.d_ff == hf.layer.ffn.d_ff);
+  CHECK(gguf.layer.norm_eps == hf.layer.norm_eps);
 }
 
 /// An encoder-decoder's logits on hf_dirs/<name>'s padded source and target batch, checked

@@ -93,6 +93,7 @@
 #include "io/checkpoint.hpp"
 #include "io/ctranslate2.hpp"
 #include "io/gguf.hpp"
+#include "io/gguf_hparams.hpp"
 #include "io/gguf_source.hpp"
 #include "io/hf_directory.hpp"
 #include "io/mapped_file.hpp"

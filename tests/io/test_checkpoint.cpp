@@ -98,3 +98,24 @@ TEST_CASE("packed formats are saved as their bytes, loaded as they are, and dequ
   CHECK(std::memcmp(a.weight.data(), d.weight.data(), a.weight.size_bytes()) == 0);  // q8_0 is idempotent here
   std::filesystem::remove(path);
 }
+
+TEST_CASE("a chunk of a packed tensor's rows loads as a slice of its bytes", "[io][checkpoint][formats]") {
+  nn::linear<quant::q8_0> fused(64, 6);  // a fused projection: three parts of 2 rows
+  nn::init_random(fused, 11);
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_q8_0_chunks.safetensors";
+  io::save_safetensors(fused, path);
+  const io::safetensors_file f(path);
+  for (int part = 0; part < 3; ++part) {
+    nn::linear<quant::q8_0> p(64, 2, /*bias=*/false);
+    io::name_map m;
+    m.add("weight", "weight", false, part, 3).ignore("bias");
+    io::load_safetensors(p, f, m);
+    CHECK(std::memcmp(p.weight.data(), fused.weight.row(2 * part), p.weight.size_bytes()) == 0);  // no float round trip
+  }
+  nn::linear<quant::q8_0> wrong(64, 3, /*bias=*/false);
+  io::name_map m;
+  m.add("weight", "weight", false, 1, 3).ignore("bias");
+  const auto msg = test::thrown_message<io_error>([&] { io::load_safetensors(wrong, f, m); });
+  CHECK(msg.find("tensor 'weight' has shape [2, 64] (one chunk) but parameter 'weight' needs [3, 64]") != std::string::npos);
+  std::filesystem::remove(path);
+}

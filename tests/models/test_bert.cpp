@@ -1,9 +1,14 @@
 // The BERT preset (models/bert.hpp) from a directory as sentence-transformers saves one
 // (tests/data/hf_dirs/bert_st: config.json, model.safetensors, modules.json, 1_Pooling) against
 // transformers' BertModel: hidden states on a padded batch, the sentence embedding (masked mean,
-// L2-normalized), CLS and max pooling; the config reader's and the pooling reader's errors.
+// L2-normalized), CLS and max pooling; the config reader's and the pooling reader's errors. And
+// the same model converted by llama.cpp (tests/data/gguf_arch/bert.gguf) against the same
+// reference; the GGUF config reader's errors.
+#include <tformer/io/gguf.hpp>
+#include <tformer/io/gguf_source.hpp>
 #include <tformer/io/hf_directory.hpp>
 #include <tformer/models/bert.hpp>
+#include <tformer/nn/parameters.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -129,4 +134,60 @@ TEST_CASE("sentence_embedding checks the lengths before reading the hidden state
     const tensor<std::int32_t> short_lengths(shape{1}, 3);  // one length for two sequences
     CHECK_THROWS_AS(models::sentence_embedding(hidden, short_lengths, pooling, out), tformer::error);
   }
+}
+
+// ---- GGUF: llama.cpp's convert_hf_to_gguf.py output of the same model (tools/make_gguf_arch_fixtures.py)
+
+TEST_CASE("BERT from llama.cpp's GGUF matches transformers and sentence-transformers", "[models][parity][bert][gguf]") {
+  const io::gguf_file f(test::gguf_arch("bert.gguf"));
+  const auto c = models::bert_config(f);
+  const auto hf = models::bert_config(io::hf_directory(test::hf_dir("bert_st")));
+  test::check_same_sizes(c, hf);
+  models::encoder<models::bert<>> m(c);
+  CHECK(io::load_gguf(m, f, io::gguf_bert()) == static_cast<std::int64_t>(nn::parameter_names(m).size()));
+  const auto ref = test::hf_reference("bert_st");
+  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
+  const auto hidden = m.forward(ids, lengths);
+  const double err = test::max_abs_diff(hidden, ref.load<float>("last_hidden_state"), lengths);
+  INFO("last_hidden_state max abs error " << err);
+  CHECK(err <= 1e-4);  // as the directory test
+  tensor<float> emb(shape{3, 32});  // bert.pooling_type 1 (mean), then sentence-transformers' Normalize
+  models::sentence_embedding(hidden, lengths, models::sentence_pooling{.normalize = true}, emb);
+  CHECK(test::max_abs_diff(emb, ref.load<float>("embedding")) <= 1e-5);
+}
+
+TEST_CASE("bert_config(gguf) names the file and the key it cannot use", "[models][bert][gguf][errors]") {
+  const auto wrong = test::thrown_message<io_error>([] { (void)models::bert_config(io::gguf_file(test::gguf_arch("qwen2.gguf"))); });
+  CHECK(wrong.find("general.architecture is 'qwen2', not 'bert'") != std::string::npos);
+  CHECK(wrong.find("qwen2.gguf") != std::string::npos);
+
+  const auto path = fs::temp_directory_path() / "tformer_test_bert.gguf";
+  tensor<float> table(shape{5, 8}, 0.25f), positions(shape{4, 8}, 0.5f), types(shape{2, 8}, 0.0f);
+  auto write = [&](bool with_heads, bool causal, std::uint32_t type_count) {
+    io::gguf_writer w;
+    w.add("general.architecture", std::string("bert"));
+    w.add("bert.block_count", std::uint32_t{1});
+    w.add("bert.context_length", std::uint32_t{4});
+    w.add("bert.embedding_length", std::uint32_t{8});
+    w.add("bert.feed_forward_length", std::uint32_t{32});
+    if (with_heads) w.add("bert.attention.head_count", std::uint32_t{2});
+    w.add("bert.attention.layer_norm_epsilon", 1e-12f);
+    w.add("bert.attention.causal", causal);
+    w.add("tokenizer.ggml.token_type_count", type_count);
+    w.add_tensor("token_embd.weight", table);
+    w.add_tensor("position_embd.weight", positions);
+    w.add_tensor("token_types.weight", types);
+    w.write(path);
+  };
+  auto error = [&] { return test::thrown_message<io_error>([&] { (void)models::bert_config(io::gguf_file(path)); }); };
+  write(false, false, 2);
+  CHECK(error().find("has no key 'bert.attention.head_count'") != std::string::npos);
+  write(true, false, 2);
+  CHECK(models::bert_config(io::gguf_file(path)).token_types == 2);
+  write(true, true, 2);
+  CHECK(error().find("key 'bert.attention.causal' is true") != std::string::npos);
+  write(true, false, 3);
+  CHECK(error() == "tformer: gguf file '" + path.string() +
+                       "': key 'tokenizer.ggml.token_type_count' is 3 but token_types.weight has 2 rows");
+  fs::remove(path);
 }

@@ -1,7 +1,9 @@
 // The Llama preset from a GGUF file as llama.cpp's converter writes one: the sizes from llama.*
 // metadata, llama.cpp's tensor names, the rows of attn_q / attn_k permuted for adjacent rotary
 // pairs (run with interleaved rotary), weights in f32 or in Q8_0 loaded as their bytes. The
-// logits equal the same model built from the unpermuted weights with rotate-half rotary.
+// logits equal the same model built from the unpermuted weights with rotate-half rotary. And
+// llama.cpp's own conversion of the Qwen2 fixture (tests/data/gguf_arch/qwen2.gguf: qwen2.*
+// keys, biases, rows unpermuted) against transformers.
 // And the preset from Hugging Face directories (tests/data/hf_dirs/): Llama sharded with an
 // index, Llama with a tied head (SmolLM2), Mistral with a sliding window, Qwen2 with q/k/v biases
 // and a window on some layers, against transformers; both rope spellings; config errors.
@@ -153,6 +155,16 @@ TEST_CASE("llama_config names the file and the key it cannot use", "[models][lla
   w2.write(path);
   const auto missing = test::thrown_message<io_error>([&] { (void)models::llama_config(io::gguf_file(path)); });
   CHECK(missing.find("llama.block_count") != std::string::npos);
+  io::gguf_writer w3;
+  w3.add("general.architecture", std::string("qwen2"));
+  w3.add("qwen2.block_count", std::uint32_t{2});
+  w3.write(path);
+  const auto qwen2 = test::thrown_message<io_error>([&] { (void)models::llama_config(io::gguf_file(path)); });
+  CHECK(qwen2 == "tformer: gguf file '" + path.string() + "' has no key 'qwen2.embedding_length' (expected an integer)");
+  const auto bert = test::thrown_message<io_error>([] {
+    (void)models::llama_config(io::gguf_file(test::gguf_arch("bert.gguf")));
+  });
+  CHECK(bert.find("general.architecture is 'bert', not 'llama' or 'qwen2'") != std::string::npos);
   std::filesystem::remove(path);
 }
 
@@ -160,8 +172,7 @@ namespace {
 // Logits of the directory's model on its reference batch, and one token per step through the
 // state against the full pass.
 template <class Model>
-void check_hf(const Model& lm, const std::string& name) {
-  const auto ref = test::hf_reference(name);
+void check_hf(const Model& lm, const std::string& name, const io::safetensors_file& ref) {
   const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
   const auto logits = lm.forward(ids, lengths);
   const auto want = ref.load<float>("logits");
@@ -182,6 +193,10 @@ void check_hf(const Model& lm, const std::string& name) {
       if (s < lengths(b))
         for (std::int64_t v = 0; v < V; ++v) REQUIRE(std::fabs(out(b, 0, v) - logits(b, s, v)) <= 1e-5f);
   }
+}
+template <class Model>
+void check_hf(const Model& lm, const std::string& name) {
+  check_hf(lm, name, test::hf_reference(name));
 }
 
 models::model_config hf_config(const nlohmann::json& j) { return models::llama_config(io::json_fields(j, "l/config.json")); }
@@ -233,6 +248,38 @@ TEST_CASE("Qwen2 with q/k/v biases and a window from max_window_layers on matche
   CHECK(c4.layer_at(1).attention.window == 3);
   j["use_sliding_window"] = false;
   CHECK(hf_config(j).layer_at(1).attention.window == 0);
+}
+
+TEST_CASE("Qwen2 from llama.cpp's GGUF: q/k/v biases, rotate-half rotary, tied head; matches transformers",
+          "[models][parity][llama][gguf]") {
+  // convert_hf_to_gguf.py's output for hf_dirs/qwen2 (tools/make_gguf_arch_fixtures.py): llama.cpp
+  // keeps Qwen2's q/k rows in Hugging Face's order (NEOX rotary) and writes no sliding window, so
+  // the reference is transformers' Qwen2ForCausalLM on the same weights without the window.
+  const io::gguf_file f(test::gguf_arch("qwen2.gguf"));
+  const io::safetensors_file ref(test::gguf_arch("qwen2.reference.safetensors"));
+  const auto c = models::llama_config(f);
+  const auto hf = models::llama_config(io::hf_directory(test::hf_dir("qwen2")));
+  test::check_same_sizes(c, hf);
+  CHECK(c.layer.attention.qkv_bias);
+  CHECK_FALSE(c.layer.attention.out_bias);
+  CHECK(c.layer.rope.base == hf.layer.rope.base);
+  CHECK_FALSE(c.layer.rope.interleaved);
+  CHECK(c.layer_at(1).attention.window == 0);
+  REQUIRE(models::gguf_tied_head(f));
+  models::decoder_lm<models::llama<quant::f32, quant::f32, true>> lm(c);
+  CHECK(io::load_gguf(lm, f, io::gguf_qwen2()) == static_cast<std::int64_t>(nn::parameter_names(lm).size()));
+  check_hf(lm, "qwen2.gguf", ref);
+
+  auto interleaved = c;  // the llama architecture's reading of the same rows is wrong here
+  interleaved.layer.rope.interleaved = true;
+  models::decoder_lm<models::llama<quant::f32, quant::f32, true>> wrong(interleaved);
+  io::load_gguf(wrong, f, io::gguf_qwen2());
+  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
+  const double right_err = test::max_abs_diff(lm.forward(ids, lengths), ref.load<float>("logits"), lengths);
+  const double wrong_err = test::max_abs_diff(wrong.forward(ids, lengths), ref.load<float>("logits"), lengths);
+  INFO("rotate-half " << right_err << ", interleaved " << wrong_err);
+  CHECK(wrong_err > 1e-3);  // the tiny model's logits are small (|x| < 0.5); 10x the tolerance above
+  CHECK(wrong_err > 1000 * right_err);
 }
 
 TEST_CASE("llama_config: rope in transformers 4 and 5 spellings, and errors naming the field", "[models][llama][hf][errors]") {

@@ -7,9 +7,10 @@
 // Loading reports every missing, extra, mis-shaped and unreadable tensor by name in one io_error.
 //
 // Weights in a format (quant::matrix<F>) load the file's bytes as they are when the file holds
-// that format (a safetensors dtype equal to F::file_dtype, or a packed format tformer wrote, named
-// in the "tformer.formats" metadata entry) and the rule has no transform; otherwise the tensor is
-// read as float (dequantized if packed), transformed, and quantized to F. Saving writes what each
+// that format (a safetensors dtype equal to F::file_dtype, a GGUF type, or a packed format tformer
+// wrote, named in the "tformer.formats" metadata entry) and the rule does not transpose (a chunk
+// of a 2-D tensor's rows is a slice of its bytes); otherwise the tensor is read as float
+// (dequantized if packed), transformed, and quantized to F. Saving writes what each
 // parameter stores: float formats under their dtype, packed formats as U8 [rows, row bytes] named
 // in "tformer.formats" ({"tensor": {"format": "q8_0", "shape": [rows, cols]}, ...}).
 #pragma once
@@ -261,11 +262,11 @@ class safetensors_source {
 };
 
 /// @brief Loads every parameter of model m from a checkpoint source through map. Weights in a
-/// format take the file's bytes as they are when the file holds that format and the rule has no
-/// transform; everything else is read as float, transformed and converted. Throws io_error
-/// listing every parameter without a rule or tensor, every tensor of the wrong shape or that
-/// cannot be read or transformed, and every tensor neither used nor ignored. Returns the number
-/// of parameters loaded.
+/// format take the file's bytes as they are when the file holds that format and the rule does not
+/// transpose (a chunk of rows is a slice of the bytes); everything else is read as float,
+/// transformed and converted. Throws io_error listing every parameter without a rule or tensor,
+/// every tensor of the wrong shape or that cannot be read or transformed, and every tensor
+/// neither used nor ignored. Returns the number of parameters loaded.
 template <class M, checkpoint_source Src>
 std::int64_t load_checkpoint(M& m, const Src& f, const name_map& map) {
   std::vector<std::string> problems;
@@ -288,19 +289,31 @@ std::int64_t load_checkpoint(M& m, const Src& f, const name_map& map) {
           used.insert(src->name);
           if constexpr (quant::is_matrix<P>) {
             using F = typename P::format;
-            if (src->transpose == false && src->chunks == 1 && entry->format == F::name) {
-              const shape stored = detail::to_shape(entry->shape, f.path(), entry->name);
+            auto dims = entry->shape;
+            auto bytes = entry->bytes;
+            // a chunk of rows of a 2-D tensor in F is a slice of its bytes (a fused QKV projection)
+            const bool rows_slice = src->chunks > 1 && dims.size() == 2 && dims[0] > 0 && dims[0] % src->chunks == 0 &&
+                                    bytes.size() % static_cast<std::size_t>(dims[0]) == 0;
+            if (!src->transpose && (src->chunks == 1 || rows_slice) && entry->format == F::name) {
+              if (rows_slice) {
+                const std::size_t part = static_cast<std::size_t>(dims[0] / src->chunks);
+                const std::size_t row_bytes = bytes.size() / static_cast<std::size_t>(dims[0]);
+                bytes = bytes.subspan(static_cast<std::size_t>(src->chunk) * part * row_bytes, part * row_bytes);
+                dims[0] = static_cast<std::int64_t>(part);
+              }
+              const shape stored = detail::to_shape(dims, f.path(), entry->name);
               if (!(stored == param.shape())) {
-                problems.push_back("tensor '" + src->name + "' has shape " + stored.to_string() + " but parameter '" + name +
-                                   "' needs " + param.shape().to_string());
+                problems.push_back("tensor '" + src->name + "' has shape " + stored.to_string() + (rows_slice ? " (one chunk)" : "") +
+                                   " but parameter '" + name + "' needs " + param.shape().to_string());
                 return;
               }
-              if (entry->bytes.size() != param.size_bytes()) {
-                problems.push_back("tensor '" + src->name + "' holds " + std::to_string(entry->bytes.size()) + " bytes but " +
-                                   F::name + " parameter '" + name + "' needs " + std::to_string(param.size_bytes()));
+              if (bytes.size() != param.size_bytes()) {
+                problems.push_back("tensor '" + src->name + "' holds " + std::to_string(bytes.size()) + " bytes" +
+                                   (rows_slice ? " per chunk" : "") + " but " + F::name + " parameter '" + name + "' needs " +
+                                   std::to_string(param.size_bytes()));
                 return;
               }
-              if (!entry->bytes.empty()) std::memcpy(param.data(), entry->bytes.data(), entry->bytes.size());
+              if (!bytes.empty()) std::memcpy(param.data(), bytes.data(), bytes.size());
               ++loaded;
               return;
             }

@@ -4,7 +4,8 @@
 //   torch_*: PyTorch nn.MultiheadAttention / nn.TransformerEncoderLayer / nn.TransformerDecoderLayer /
 //            nn.Transformer state_dict names (fused in_proj split into q, k, v)
 //   hf_*:    Hugging Face transformers BERT, GPT-2, Llama (Mistral, Qwen2), T5, BART and Marian checkpoints
-//   gguf_*:  llama.cpp's GGUF tensor names (its converters' output)
+//   gguf_*:  llama.cpp's GGUF tensor names (its converters' output) for the llama, qwen2, gpt2 and
+//            bert architectures
 #pragma once
 
 #include <string>
@@ -219,22 +220,80 @@ inline name_map hf_bart(bool marian = false) {
   return m;
 }
 
-/// @brief llama.cpp's GGUF names for the llama architecture -> models::decoder_lm (Llama, SmolLM2,
-/// Mistral): token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
-/// ffn_gate, ffn_up, ffn_down}, output_norm, output (absent when the head is tied). llama.cpp's
-/// converter permutes the rows of attn_q and attn_k so that rotary pairs are adjacent: run these
-/// weights with nn::rotary{.interleaved = true} (models::gguf_llama_config does).
+/// @brief llama.cpp's GGUF names for the llama and qwen2 architectures -> models::decoder_lm
+/// (Llama, SmolLM2, Mistral, Qwen2): token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v,
+/// attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}, output_norm, output (absent when the head
+/// is tied); the q/k/v/output biases (Qwen2's, or Llama's attention_bias) are loaded when the model
+/// has them. For the llama architecture llama.cpp's converter permutes the rows of attn_q and
+/// attn_k (and their biases) so that rotary pairs are adjacent: run these weights with
+/// nn::rotary{.interleaved = true}. For qwen2 it does not (llama.cpp runs it with NEOX rotary):
+/// rotate-half. models::llama_config(gguf_file) picks the right one.
 inline name_map gguf_llama() {
   name_map m;
   m.add("embed.tokens.weight", "token_embd.weight");
   const std::string L = "layers.{i}.", G = "blk.{i}.";
   m.add(L + "attn.q.weight", G + "attn_q.weight").add(L + "attn.k.weight", G + "attn_k.weight");
   m.add(L + "attn.v.weight", G + "attn_v.weight").add(L + "attn.o.weight", G + "attn_output.weight");
+  m.add(L + "attn.q.bias", G + "attn_q.bias").add(L + "attn.k.bias", G + "attn_k.bias");
+  m.add(L + "attn.v.bias", G + "attn_v.bias").add(L + "attn.o.bias", G + "attn_output.bias");
   m.add(L + "attn_norm.weight", G + "attn_norm.weight").add(L + "ffn_norm.weight", G + "ffn_norm.weight");
   m.add(L + "ffn.gate.weight", G + "ffn_gate.weight").add(L + "ffn.up.weight", G + "ffn_up.weight");
   m.add(L + "ffn.down.weight", G + "ffn_down.weight");
   m.add("final_norm.weight", "output_norm.weight").add("lm_head.weight", "output.weight");
   m.ignore("rope_freqs.weight");
+  return m;
+}
+
+/// @brief llama.cpp's GGUF names for the qwen2 architecture: those of gguf_llama (its q/k/v biases
+/// included); the rows are in Hugging Face's order (rotate-half rotary, as models::llama_config
+/// reads from general.architecture "qwen2").
+inline name_map gguf_qwen2() { return gguf_llama(); }
+
+/// @brief llama.cpp's GGUF names for the gpt2 architecture -> models::decoder_lm<models::gpt2>:
+/// token_embd, position_embd, blk.N.{attn_norm, attn_qkv (fused, split into q, k, v), attn_output,
+/// ffn_norm, ffn_up, ffn_down} with weights and biases, output_norm. llama.cpp's converter has
+/// already transposed GPT-2's Conv1D weights to [out, in]. An output.weight is ignored: the preset
+/// ties its head, and models::gpt2_config(gguf_file) checks that it equals token_embd.
+inline name_map gguf_gpt2() {
+  name_map m;
+  m.add("embed.tokens.weight", "token_embd.weight").add("embed.positions.weight", "position_embd.weight");
+  const std::string L = "layers.{i}.", G = "blk.{i}.";
+  const char* qkv[] = {"q", "k", "v"};
+  for (int i = 0; i < 3; ++i) {
+    m.add(L + "attn." + qkv[i] + ".weight", G + "attn_qkv.weight", false, i, 3);
+    m.add(L + "attn." + qkv[i] + ".bias", G + "attn_qkv.bias", false, i, 3);
+  }
+  m.add(L + "attn.o.weight", G + "attn_output.weight").add(L + "attn.o.bias", G + "attn_output.bias");
+  detail::add_norm(m, L + "attn_norm.", G + "attn_norm.");
+  m.add(L + "ffn.up.weight", G + "ffn_up.weight").add(L + "ffn.up.bias", G + "ffn_up.bias");
+  m.add(L + "ffn.down.weight", G + "ffn_down.weight").add(L + "ffn.down.bias", G + "ffn_down.bias");
+  detail::add_norm(m, L + "ffn_norm.", G + "ffn_norm.");
+  detail::add_norm(m, "final_norm.", "output_norm.");
+  m.ignore("output.weight");
+  return m;
+}
+
+/// @brief llama.cpp's GGUF names for the bert architecture -> models::encoder<models::bert>:
+/// token_embd, token_types, position_embd, token_embd_norm, blk.N.{attn_q, attn_k, attn_v,
+/// attn_output, attn_output_norm, ffn_up, ffn_down, layer_output_norm} with weights and biases.
+/// A classifier head (cls, cls.output of BertForSequenceClassification) is ignored.
+inline name_map gguf_bert() {
+  name_map m;
+  m.add("embed.tokens.weight", "token_embd.weight")
+      .add("embed.token_type.weight", "token_types.weight")
+      .add("embed.positions.weight", "position_embd.weight");
+  detail::add_norm(m, "embed.norm.", "token_embd_norm.");
+  const std::string L = "layers.{i}.", G = "blk.{i}.";
+  for (const char* p : {"q", "k", "v"}) {
+    m.add(L + "attn." + p + ".weight", G + "attn_" + p + ".weight");
+    m.add(L + "attn." + p + ".bias", G + "attn_" + p + ".bias");
+  }
+  m.add(L + "attn.o.weight", G + "attn_output.weight").add(L + "attn.o.bias", G + "attn_output.bias");
+  detail::add_norm(m, L + "attn_norm.", G + "attn_output_norm.");
+  m.add(L + "ffn.up.weight", G + "ffn_up.weight").add(L + "ffn.up.bias", G + "ffn_up.bias");
+  m.add(L + "ffn.down.weight", G + "ffn_down.weight").add(L + "ffn.down.bias", G + "ffn_down.bias");
+  detail::add_norm(m, L + "ffn_norm.", G + "layer_output_norm.");
+  m.ignore("cls.*");
   return m;
 }
 

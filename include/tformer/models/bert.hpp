@@ -1,7 +1,8 @@
 // The BERT family as a preset (BertModel, MiniLM, sentence-transformers models such as
-// all-MiniLM-L6-v2): a spec, the sizes read from a Hugging Face config.json, the name map
-// (io::hf_bert), and sentence-transformers' Pooling and Normalize modules. Nothing a user could not
-// write: it is models::encoder<models::bert<...>> with a config filled from config.json.
+// all-MiniLM-L6-v2): a spec, the sizes read from a Hugging Face config.json or from a GGUF file's
+// bert.* metadata, the name maps (io::hf_bert, io::gguf_bert), and sentence-transformers' Pooling
+// and Normalize modules. Nothing a user could not write: it is models::encoder<models::bert<...>>
+// with a config filled from config.json or the GGUF.
 //
 //   io::hf_directory dir("all-MiniLM-L6-v2");
 //   auto m = models::load_bert(dir);                         // config.json + model.safetensors
@@ -9,6 +10,10 @@
 //   const auto hidden = m.forward(ids, lengths);              // [B, S, 384]
 //   tensor<float> emb(shape{B, pooling.dim(384)});
 //   models::sentence_embedding(hidden, lengths, pooling, emb);
+//
+//   io::gguf_file f("all-MiniLM-L6-v2.gguf");                // convert_hf_to_gguf.py
+//   models::encoder<models::bert<>> g(models::bert_config(f));
+//   io::load_gguf(g, f, io::gguf_bert());
 #pragma once
 
 #include <cmath>
@@ -18,6 +23,8 @@
 #include <string>
 
 #include "../core/error.hpp"
+#include "../io/gguf.hpp"
+#include "../io/gguf_hparams.hpp"
 #include "../io/hf_directory.hpp"
 #include "../io/name_maps.hpp"
 #include "../nn/layers.hpp"
@@ -67,6 +74,36 @@ inline model_config bert_config(const io::json_fields& f) {
 
 /// @brief bert_config of a directory's config.json.
 inline model_config bert_config(const io::hf_directory& dir) { return bert_config(dir.fields()); }
+
+/// @brief The sizes of a bert-architecture GGUF as llama.cpp's converter writes it (bert.* keys:
+/// block_count, context_length, embedding_length, feed_forward_length, attention.head_count,
+/// attention.layer_norm_epsilon; the vocabulary is token_embd's rows, the token types
+/// token_types' rows (none without that tensor), which tokenizer.ggml.token_type_count must
+/// equal). Throws io_error naming the file and the key or tensor for a missing or contradictory
+/// field, causal attention, or a fused attn_qkv.
+inline model_config bert_config(const io::gguf_file& f) {
+  const io::gguf_hparams h(f, {"bert"});
+  if (h.boolean_or("attention.causal", false)) h.fail_key("attention.causal", "is true: the BERT preset is an encoder");
+  model_config c;
+  c.layers = h.integer_at_least("block_count", 1);
+  c.max_positions = h.positions();
+  c.vocab = h.vocab();
+  if (f.find("token_types.weight")) {  // optional in llama.cpp's loader
+    c.token_types = h.rows("token_types.weight");
+    const char* count = "tokenizer.ggml.token_type_count";
+    if (f.find_metadata(count) && f.get_int(count) != c.token_types)
+      h.fail(std::string("key '") + count + "' is " + std::to_string(f.get_int(count)) + " but token_types.weight has " +
+             std::to_string(c.token_types) + " rows");
+  }
+  const std::int64_t d = h.integer_at_least("embedding_length", 1), heads = h.integer_at_least("attention.head_count", 1);
+  h.check_divides("embedding_length", d, "attention.head_count", heads);
+  c.layer.attention = {.d_model = d, .heads = heads};
+  c.layer.ffn = {.d_model = d, .d_ff = h.integer_at_least("feed_forward_length", 1), .bias = true};
+  c.layer.norm_eps = static_cast<float>(h.positive("attention.layer_norm_epsilon"));
+  if (f.find("blk.0.attn_qkv.weight"))
+    h.fail("tensor 'blk.0.attn_qkv.weight': fused q/k/v (convert_hf_to_gguf.py --fuse-qkv) is not supported");
+  return c;
+}
 
 /// @brief io::hf_bert with the prefix the directory's tensor names have ("bert." for BertFor*).
 inline io::name_map hf_bert_map(const io::hf_directory& dir) {

@@ -1,16 +1,23 @@
-// GPT-2 as a preset: a spec, the sizes read from a Hugging Face config.json, and the name map
-// (io::hf_gpt2). Nothing a user could not write: it is models::decoder_lm<models::gpt2<...>> with a
-// config filled from config.json.
+// GPT-2 as a preset: a spec, the sizes read from a Hugging Face config.json or from a GGUF file's
+// gpt2.* metadata, and the name maps (io::hf_gpt2, io::gguf_gpt2). Nothing a user could not write:
+// it is models::decoder_lm<models::gpt2<...>> with a config filled from config.json or the GGUF.
 //
 //   io::hf_directory dir("gpt2");
 //   auto lm = models::load_gpt2(dir);
+//
+//   io::gguf_file f("gpt2.Q8_0.gguf");                                   // convert_hf_to_gguf.py
+//   models::decoder_lm<models::gpt2<quant::q8_0, quant::q8_0>> lm(models::gpt2_config(f));
+//   io::load_gguf(lm, f, io::gguf_gpt2());                               // Q8_0 bytes as they are
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "../core/error.hpp"
+#include "../io/gguf.hpp"
+#include "../io/gguf_hparams.hpp"
 #include "../io/hf_directory.hpp"
 #include "../io/name_maps.hpp"
 #include "../nn/layers.hpp"
@@ -65,6 +72,34 @@ inline model_config gpt2_config(const io::json_fields& f) {
 
 /// @brief gpt2_config of a directory's config.json.
 inline model_config gpt2_config(const io::hf_directory& dir) { return gpt2_config(dir.fields()); }
+
+/// @brief The sizes of a gpt2-architecture GGUF as llama.cpp's converter writes it (gpt2.* keys:
+/// block_count, context_length, embedding_length, feed_forward_length, attention.head_count,
+/// attention.layer_norm_epsilon; the vocabulary is token_embd's rows). The head is tied: an
+/// output.weight, when the file has one, must be token_embd.weight's copy. Throws io_error naming
+/// the file and the key or tensor for a missing or contradictory field.
+inline model_config gpt2_config(const io::gguf_file& f) {
+  const io::gguf_hparams h(f, {"gpt2"});
+  model_config c;
+  c.layers = h.integer_at_least("block_count", 1);
+  c.max_positions = h.positions();
+  c.vocab = h.vocab();
+  const std::int64_t d = h.integer_at_least("embedding_length", 1), heads = h.integer_at_least("attention.head_count", 1);
+  h.check_divides("embedding_length", d, "attention.head_count", heads);
+  if (h.integer_or("attention.head_count_kv", heads) != heads)
+    h.fail_key("attention.head_count_kv", "differs from " + h.key("attention.head_count") + ": GPT-2 has no grouped-query attention");
+  c.layer.attention = {.d_model = d, .heads = heads};
+  c.layer.ffn = {.d_model = d, .d_ff = h.integer_at_least("feed_forward_length", 1), .bias = true};
+  c.layer.norm_eps = static_cast<float>(h.positive("attention.layer_norm_epsilon"));
+  if (const auto* out = f.find("output.weight")) {  // llama.cpp's loader would use it as an untied head
+    const auto& table = f.at("token_embd.weight");
+    const auto a = f.bytes(*out), b = f.bytes(table);
+    if (out->ggml_type != table.ggml_type || out->shape != table.shape || a.size() != b.size() ||
+        (!a.empty() && std::memcmp(a.data(), b.data(), a.size()) != 0))
+      h.fail("tensor 'output.weight' differs from 'token_embd.weight': the GPT-2 preset ties its head");
+  }
+  return c;
+}
 
 /// @brief io::hf_gpt2 with the prefix the directory's tensor names have ("transformer." or none).
 inline io::name_map hf_gpt2_map(const io::hf_directory& dir) {

@@ -1,11 +1,12 @@
 // The Llama family as a preset (Llama, SmolLM2, Mistral, Qwen2): a spec, the sizes read from a
-// GGUF file's metadata or from a Hugging Face config.json, and the name maps (io::gguf_llama,
-// io::hf_llama). Nothing a user could not write: it is models::decoder_lm<models::llama<...>> with
-// a config filled from llama.* keys or config.json.
+// GGUF file's metadata (general.architecture "llama" or "qwen2") or from a Hugging Face
+// config.json, and the name maps (io::gguf_llama, io::gguf_qwen2, io::hf_llama). Nothing a user
+// could not write: it is models::decoder_lm<models::llama<...>> with a config filled from llama.* /
+// qwen2.* keys or config.json.
 //
-//   io::gguf_file f("SmolLM2-135M-Instruct.Q4_1.gguf");
+//   io::gguf_file f("SmolLM2-135M-Instruct.Q4_1.gguf");          // or a qwen2 GGUF
 //   models::decoder_lm<models::llama<quant::q4_1, quant::q8_0, true>> lm(models::llama_config(f));
-//   io::load_gguf(lm, f, io::gguf_llama());
+//   io::load_gguf(lm, f, io::gguf_llama());                      // Tied: gguf_tied_head(f)
 //
 //   io::hf_directory dir("Qwen2-0.5B");                       // model_type llama, mistral or qwen2
 //   auto lm = models::load_llama<quant::f32, quant::f32, true>(dir);  // Tied: hf_tied_head(dir)
@@ -17,6 +18,7 @@
 
 #include "../core/error.hpp"
 #include "../io/gguf.hpp"
+#include "../io/gguf_hparams.hpp"
 #include "../io/hf_directory.hpp"
 #include "../io/name_maps.hpp"
 #include "../nn/layers.hpp"
@@ -41,42 +43,42 @@ struct llama {
   static constexpr bool tie_embeddings = Tied;
 };
 
-/// @brief The sizes of a llama-architecture GGUF (general.architecture "llama"; llama.* keys). The
-/// GGUF's attn_q / attn_k rows are permuted for adjacent rotary pairs, so rotary is interleaved.
-/// Throws io_error naming the file and key for a missing or contradictory field.
+/// @brief The sizes of a Llama-family GGUF as llama.cpp's converter writes it: general.architecture
+/// "llama" (llama.* keys; attn_q / attn_k rows permuted for adjacent rotary pairs, so rotary is
+/// interleaved) or "qwen2" (qwen2.* keys; rows in Hugging Face's order, run by llama.cpp with NEOX
+/// rotary: rotate-half). q/k/v and output biases are on when blk.0 has them (Qwen2; Llama's
+/// attention_bias). Throws io_error naming the file and key for a missing or contradictory field,
+/// rope scaling, a sliding window (llama.cpp's qwen2 converter writes none), or a fused attn_qkv.
 inline model_config llama_config(const io::gguf_file& f) {
-  const std::string arch = f.get_string("general.architecture");
-  auto fail = [&](const std::string& why) { throw io_error("tformer: gguf file '" + f.path() + "': " + why); };
-  if (arch != "llama") fail("general.architecture is '" + arch + "', not 'llama'");
-  auto int_or = [&](const char* key, std::int64_t fallback) { return f.find_metadata(key) ? f.get_int(key) : fallback; };
+  const io::gguf_hparams h(f, {"llama", "qwen2"});
   model_config c;
-  c.layers = f.get_int("llama.block_count");
-  const std::int64_t d = f.get_int("llama.embedding_length");
-  const std::int64_t heads = f.get_int("llama.attention.head_count");
-  const std::int64_t kv = int_or("llama.attention.head_count_kv", heads);
-  if (d < 1 || heads < 1 || d % heads != 0)
-    fail("llama.embedding_length (" + std::to_string(d) + ") is not a multiple of llama.attention.head_count (" +
-         std::to_string(heads) + ")");
-  const std::int64_t head_dim = int_or("llama.attention.key_length", d / heads);
-  if (int_or("llama.attention.value_length", head_dim) != head_dim)
-    fail("llama.attention.value_length differs from llama.attention.key_length");
-  const auto* table = f.find("token_embd.weight");
-  if (!table) fail("there is no tensor 'token_embd.weight'");
-  c.vocab = int_or("llama.vocab_size", table->rows());
-  if (table->rows() != c.vocab)
-    fail("llama.vocab_size is " + std::to_string(c.vocab) + " but token_embd.weight has " + std::to_string(table->rows()) +
-         " rows");
-  c.layer.attention = {.d_model = d, .heads = heads, .kv_heads = kv, .head_dim = head_dim, .qkv_bias = false, .out_bias = false};
-  c.layer.ffn = {.d_model = d, .d_ff = f.get_int("llama.feed_forward_length"), .bias = false};
-  c.layer.norm_eps = static_cast<float>(f.get_float("llama.attention.layer_norm_rms_epsilon"));
-  const double base = f.find_metadata("llama.rope.freq_base") ? f.get_float("llama.rope.freq_base") : 10000.0;
-  const std::int64_t rope_dim = int_or("llama.rope.dimension_count", head_dim);
-  if (rope_dim != head_dim) fail("llama.rope.dimension_count (" + std::to_string(rope_dim) + ") differs from the head dim");
-  if (const auto* scaling = f.find_metadata("llama.rope.scaling.type");
+  c.layers = h.integer_at_least("block_count", 1);
+  const std::int64_t d = h.integer_at_least("embedding_length", 1);
+  const std::int64_t heads = h.integer_at_least("attention.head_count", 1);
+  const std::int64_t kv = h.integer_at_least_or("attention.head_count_kv", 1, heads);
+  h.check_divides("embedding_length", d, "attention.head_count", heads);
+  h.check_divides("attention.head_count", heads, "attention.head_count_kv", kv);
+  const std::int64_t head_dim = h.integer_at_least_or("attention.key_length", 1, d / heads);
+  if (head_dim % 2 != 0) h.fail("the head dim is " + std::to_string(head_dim) + ": rotary needs an even head dim");
+  if (h.integer_or("attention.value_length", head_dim) != head_dim)
+    h.fail_key("attention.value_length", "differs from " + h.key("attention.key_length") + " (" + std::to_string(head_dim) + ")");
+  c.layer.ffn = {.d_model = d, .d_ff = h.integer_at_least("feed_forward_length", 1), .bias = false};
+  c.layer.norm_eps = static_cast<float>(h.positive("attention.layer_norm_rms_epsilon"));
+  const double base = h.number_or("rope.freq_base", 10000.0);
+  if (!(base > 1.0)) h.fail_key("rope.freq_base", "is " + std::to_string(base) + ", expected > 1");
+  const std::int64_t rope_dim = h.integer_or("rope.dimension_count", head_dim);
+  if (rope_dim != head_dim)
+    h.fail_key("rope.dimension_count", "(" + std::to_string(rope_dim) + ") differs from the head dim (" + std::to_string(head_dim) + ")");
+  if (const auto* scaling = f.find_metadata(h.key("rope.scaling.type"));
       scaling && !(scaling->type == io::gguf_type::string && std::get<std::string>(scaling->data) == "none"))
-    fail("llama.rope.scaling.type is set: rope scaling is not supported yet");
-  c.layer.rope = nn::rotary{.dim = 0, .base = static_cast<float>(base), .interleaved = true};
-  if (f.find_metadata("llama.attention.sliding_window")) fail("llama.attention.sliding_window: use a windowed preset");
+    h.fail_key("rope.scaling.type", "is set: rope scaling is not supported yet");
+  c.layer.rope = nn::rotary{.dim = 0, .base = static_cast<float>(base), .interleaved = h.arch() == "llama"};
+  if (h.has("attention.sliding_window")) h.fail_key("attention.sliding_window", "is set: use a windowed preset");
+  if (f.find("blk.0.attn_qkv.weight"))
+    h.fail("tensor 'blk.0.attn_qkv.weight': fused q/k/v (convert_hf_to_gguf.py --fuse-qkv) is not supported");
+  c.vocab = h.vocab();
+  c.layer.attention = {.d_model = d, .heads = heads, .kv_heads = kv, .head_dim = head_dim,
+                       .qkv_bias = f.find("blk.0.attn_q.bias") != nullptr, .out_bias = f.find("blk.0.attn_output.bias") != nullptr};
   return c;
 }
 
