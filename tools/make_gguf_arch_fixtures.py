@@ -53,6 +53,10 @@ CASES = [
     ("gpt2_q8_0", "gpt2", "q8_0", "gpt-2", {"n_ctx": 40}),
     ("qwen2", "qwen2", "f32", "qwen2", {"use_sliding_window": False, "layer_types": None}),
     ("bert", "bert_st", "f32", "default", {}),
+    # scaled rotary: Llama 3's becomes rope_freqs.weight, linear rope.scaling.*; reference:
+    # hf_dirs/llama_rope/reference.safetensors' logits_llama3 and logits_linear
+    ("llama_rope_llama3", "llama_rope", "f32", "default", {"rope_parameters": "llama3"}),
+    ("llama_rope_linear", "llama_rope", "f32", "default", {"rope_parameters": "linear"}),
 ]
 
 
@@ -150,6 +154,9 @@ def main():
             os.remove(os.path.join(path, "reference.safetensors"))
             with open(os.path.join(path, "config.json")) as f:
                 config = json.load(f)
+            if changes.get("rope_parameters"):  # a variant of llama_rope's rope_variants.json
+                with open(os.path.join(path, "rope_variants.json")) as f:
+                    changes = {"rope_parameters": json.load(f)[changes["rope_parameters"]]}
             for k, v in changes.items():
                 if v is None:
                     config.pop(k, None)

@@ -362,3 +362,46 @@ TEST_CASE("Llama with scaled rotary (linear, llama3, yarn) matches transformers"
     CHECK(test::same_argmax(logits, want, {}));
   }
 }
+
+TEST_CASE("Llama GGUFs with scaled rotary (linear, Llama 3's rope_freqs) match transformers", "[models][parity][llama][gguf][rope]") {
+  // llama.cpp's conversions of hf_dirs/llama_rope with the llama3 and linear variants
+  // (tools/make_gguf_arch_fixtures.py): Llama 3's scaling becomes per-frequency divisors in
+  // rope_freqs.weight, linear becomes llama.rope.scaling.type / factor; q/k rows permuted.
+  const auto ref = test::hf_reference("llama_rope");
+  const auto ids = ref.load<std::int32_t>("input_ids");
+  for (const std::string variant : {"llama3", "linear"}) {
+    const io::gguf_file f(test::gguf_arch("llama_rope_" + variant + ".gguf"));
+    const auto c = models::llama_config(f);
+    CHECK(c.layer.rope.interleaved);
+    CHECK(c.layer.rope.inv_freq.size() == 4);
+    models::decoder_lm<models::llama<quant::f32, quant::f32, true>> lm(c);
+    io::load_gguf(lm, f, io::gguf_llama());
+    const auto logits = lm.forward(ids);
+    const auto want = ref.load<float>("logits_" + variant);
+    const double err = test::max_abs_diff(logits, want);
+    INFO(variant << " logits max abs error " << err);
+    CHECK(err <= 1e-4);
+    CHECK(test::same_argmax(logits, want, {}));
+  }
+
+  // YaRN is refused naming the key; a divisor table of the wrong size or sign names the tensor
+  const auto path = std::filesystem::temp_directory_path() / "tformer_rope_scaling.gguf";
+  const io::gguf_file src(test::gguf_arch("llama_rope_llama3.gguf"));
+  auto rewrite = [&](const std::string& type, std::vector<float> divisors) {
+    io::gguf_writer w;
+    for (const auto& kv : src.metadata()) w.add(kv.key, kv.value);
+    if (!type.empty()) w.add("llama.rope.scaling.type", type);
+    std::deque<tensor<float>> keep;  // the writer reads them in write()
+    for (const auto& t : src.tensors())
+      if (t.name != "rope_freqs.weight") w.add_tensor(t.name, tensor_view<const float>(keep.emplace_back(src.load_float(t.name))));
+    auto& d = keep.emplace_back(shape{static_cast<std::int64_t>(divisors.size())});
+    std::copy(divisors.begin(), divisors.end(), d.data());
+    w.add_tensor("rope_freqs.weight", tensor_view<const float>(d));
+    w.write(path);
+    return test::thrown_message<io_error>([&] { (void)models::llama_config(io::gguf_file(path)); });
+  };
+  CHECK(rewrite("yarn", {1, 1, 1, 1}).find("llama.rope.scaling.type' is 'yarn'") != std::string::npos);
+  CHECK(rewrite("", {1, 2, 3}).find("tensor 'rope_freqs.weight' has 3 values for a rotary dim of 8") != std::string::npos);
+  CHECK(rewrite("", {1, 0, 1, 1}).find("rope_freqs.weight' value 1 is 0") != std::string::npos);
+  std::filesystem::remove(path);
+}

@@ -240,7 +240,7 @@ inline name_map gguf_llama() {
   m.add(L + "ffn.gate.weight", G + "ffn_gate.weight").add(L + "ffn.up.weight", G + "ffn_up.weight");
   m.add(L + "ffn.down.weight", G + "ffn_down.weight");
   m.add("final_norm.weight", "output_norm.weight").add("lm_head.weight", "output.weight");
-  m.ignore("rope_freqs.weight");
+  m.ignore("rope_freqs.weight");  // Llama 3's rotary divisors: read by models::llama_config(gguf_file)
   return m;
 }
 

@@ -47,8 +47,9 @@ struct llama {
 /// "llama" (llama.* keys; attn_q / attn_k rows permuted for adjacent rotary pairs, so rotary is
 /// interleaved) or "qwen2" (qwen2.* keys; rows in Hugging Face's order, run by llama.cpp with NEOX
 /// rotary: rotate-half). q/k/v and output biases are on when blk.0 has them (Qwen2; Llama's
-/// attention_bias). Throws io_error naming the file and key for a missing or contradictory field,
-/// rope scaling, a sliding window (llama.cpp's qwen2 converter writes none), or a fused attn_qkv.
+/// attention_bias). Scaled rotary: rope.scaling.type "linear", and Llama 3's rope_freqs.weight.
+/// Throws io_error naming the file and key for a missing or contradictory field, other rope
+/// scaling (YaRN), a sliding window (llama.cpp's qwen2 converter writes none), or a fused attn_qkv.
 inline model_config llama_config(const io::gguf_file& f) {
   const io::gguf_hparams h(f, {"llama", "qwen2"});
   model_config c;
@@ -69,10 +70,28 @@ inline model_config llama_config(const io::gguf_file& f) {
   const std::int64_t rope_dim = h.integer_or("rope.dimension_count", head_dim);
   if (rope_dim != head_dim)
     h.fail_key("rope.dimension_count", "(" + std::to_string(rope_dim) + ") differs from the head dim (" + std::to_string(head_dim) + ")");
-  if (const auto* scaling = f.find_metadata(h.key("rope.scaling.type"));
-      scaling && !(scaling->type == io::gguf_type::string && std::get<std::string>(scaling->data) == "none"))
-    h.fail_key("rope.scaling.type", "is set: rope scaling is not supported yet");
   c.layer.rope = nn::rotary{.dim = 0, .base = static_cast<float>(base), .interleaved = h.arch() == "llama"};
+  // scaled rotary: linear (rope.scaling.factor, or the older rope.scale_linear) and Llama 3's
+  // per-frequency divisors in rope_freqs.weight (as llama.cpp applies them: theta / factor[i])
+  const std::string scaling = h.has("rope.scaling.type") ? f.get_string(h.key("rope.scaling.type")) : "none";
+  if (scaling == "linear") {
+    const char* key = h.has("rope.scaling.factor") ? "rope.scaling.factor" : "rope.scale_linear";
+    c.layer.rope.inv_freq = nn::rope_linear(head_dim, c.layer.rope.base, static_cast<float>(h.positive(key)));
+  } else if (scaling != "none") {
+    h.fail_key("rope.scaling.type", "is '" + scaling + "': tformer reads 'none' and 'linear' (and Llama 3's rope_freqs.weight)");
+  }
+  if (f.find("rope_freqs.weight")) {
+    const tensor<float> divisors = f.load_float("rope_freqs.weight");
+    if (divisors.numel() != head_dim / 2)
+      h.fail("tensor 'rope_freqs.weight' has " + std::to_string(divisors.numel()) + " values for a rotary dim of " +
+             std::to_string(head_dim) + " (expected " + std::to_string(head_dim / 2) + ")");
+    if (c.layer.rope.inv_freq.empty()) c.layer.rope.inv_freq = nn::rope_inv_freq(head_dim, c.layer.rope.base);
+    for (std::int64_t i = 0; i < divisors.numel(); ++i) {
+      if (!(divisors.data()[i] > 0.0f))
+        h.fail("tensor 'rope_freqs.weight' value " + std::to_string(i) + " is " + std::to_string(divisors.data()[i]) + ", expected > 0");
+      c.layer.rope.inv_freq[static_cast<std::size_t>(i)] /= divisors.data()[i];
+    }
+  }
   if (h.has("attention.sliding_window")) h.fail_key("attention.sliding_window", "is set: use a windowed preset");
   if (f.find("blk.0.attn_qkv.weight"))
     h.fail("tensor 'blk.0.attn_qkv.weight': fused q/k/v (convert_hf_to_gguf.py --fuse-qkv) is not supported");
