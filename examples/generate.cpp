@@ -1,5 +1,5 @@
 // tformer-generate: text generation with a decoder-only model: a Hugging Face directory (gpt2,
-// llama, mistral, qwen2, with tokenizer.json) or a llama-architecture GGUF file (its own
+// llama, mistral, qwen2, with tokenizer.json) or a GGUF file (llama, qwen2 or gpt2 architecture; its own
 // vocabulary). The text streams to standard output as it is generated. --chat wraps the prompt in
 // the model's chat template (the ChatML family: <|im_start|>role ... <|im_end|>).
 //
@@ -13,13 +13,9 @@
 
 #include <tformer/generate/search.hpp>
 #include <tformer/io/gguf.hpp>
-#include <tformer/io/gguf_source.hpp>
 #include <tformer/io/hf_directory.hpp>
-#include <tformer/io/name_maps.hpp>
+#include <tformer/models/gguf_auto.hpp>
 #include <tformer/models/hf_auto.hpp>
-#include <tformer/models/llama.hpp>
-#include <tformer/quant/q4_1.hpp>
-#include <tformer/quant/q8_0.hpp>
 
 #include "cli.hpp"
 
@@ -46,12 +42,9 @@ const cli::program prog{
 
 using namespace tformer;
 
-// Every model the program runs: the directory presets, and SmolLM2-style GGUF files (Q4_1 layers,
-// Q8_0 tied embeddings) kept in their formats; other GGUF files are dequantized to float.
-using gguf_q4 = models::decoder_lm<models::llama<quant::q4_1, quant::q8_0, true>>;
-using gguf_f32 = models::decoder_lm<models::llama<quant::f32, quant::f32, false>>;
-using gguf_f32_tied = models::decoder_lm<models::llama<quant::f32, quant::f32, true>>;
-using any_model = std::variant<models::decoder_lm<models::gpt2<>>, gguf_f32, gguf_f32_tied, gguf_q4>;
+// Every model the program runs: the GGUF dispatch's instantiations (models/gguf_auto.hpp: Llama and
+// Qwen2 in F32, Q8_0, or Q4_1 with a Q8_0 table; GPT-2), which include the directory presets'.
+using any_model = models::gguf_decoder;
 
 struct loaded {
   any_model model;
@@ -60,22 +53,9 @@ struct loaded {
   std::string chat_template;  // empty: none
 };
 
-template <class M>
-any_model load_gguf(const io::gguf_file& f) {
-  M m(models::llama_config(f));
-  io::load_gguf(m, f, io::gguf_llama());
-  return m;
-}
-
 loaded open_gguf(const std::string& path) {
   const io::gguf_file f(path);
-  const auto* q = f.find("blk.0.attn_q.weight");
-  const auto* e = f.find("token_embd.weight");
-  const bool tied = models::gguf_tied_head(f);
-  loaded r{tied && q && e && q->type_name == "Q4_1" && e->type_name == "Q8_0" ? load_gguf<gguf_q4>(f)
-           : tied ? load_gguf<gguf_f32_tied>(f)
-                  : load_gguf<gguf_f32>(f),
-           text::tokenizer_from_gguf(f), {}, ""};
+  loaded r{models::open_gguf_decoder(f), text::tokenizer_from_gguf(f), {}, ""};
   if (f.find_metadata("tokenizer.ggml.eos_token_id")) r.eos.push_back(static_cast<std::int32_t>(f.get_int("tokenizer.ggml.eos_token_id")));
   if (f.find_metadata("tokenizer.chat_template")) r.chat_template = f.get_string("tokenizer.chat_template");
   return r;

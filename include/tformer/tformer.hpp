@@ -72,6 +72,7 @@
 #include "models/decoder.hpp"
 #include "models/encoder.hpp"
 #include "models/encoder_decoder.hpp"
+#include "models/gguf_auto.hpp"
 #include "models/gpt2.hpp"
 #include "models/heads.hpp"
 #include "models/hf_auto.hpp"

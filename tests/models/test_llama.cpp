@@ -24,6 +24,7 @@
 
 #include "catch.hpp"
 #include "fixture.hpp"
+#include "gguf_models.hpp"
 #include "hf_models.hpp"
 #include "support.hpp"
 
@@ -32,67 +33,7 @@ using namespace tformer;
 namespace {
 using hf_llama = models::decoder_lm<models::llama<>>;  // rotate-half rotary, untied head
 
-models::model_config tiny() {
-  models::model_config c;
-  c.vocab = 64, c.layers = 2;
-  c.layer.attention = {.d_model = 32, .heads = 4, .kv_heads = 2, .qkv_bias = false, .out_bias = false};
-  c.layer.ffn = {.d_model = 32, .d_ff = 64, .bias = false};
-  c.layer.norm_eps = 1e-5f;
-  c.layer.rope = nn::rotary{.base = 500000.0f};
-  return c;
-}
-
-// llama.cpp's permute(): the rows of each head reordered so rotate-half pairs (i, i + hd/2) become
-// adjacent pairs (2i, 2i + 1).
-tensor<float> permute_rows(tensor_view<const float> w, std::int64_t heads) {
-  tensor<float> out(w.shape());
-  const std::int64_t hd = w.dim(0) / heads, cols = w.dim(1);
-  for (std::int64_t h = 0; h < heads; ++h)
-    for (std::int64_t i = 0; i < hd / 2; ++i)
-      for (std::int64_t j = 0; j < 2; ++j)
-        std::copy_n(w.row(h * hd + j * hd / 2 + i), cols, out.data() + (h * hd + 2 * i + j) * cols);
-  return out;
-}
-
-// Writes m as a llama-architecture GGUF in format F (norms in f32), the way llama.cpp's converter does.
-template <class F>
-void write_gguf(const hf_llama& m, const std::filesystem::path& path) {
-  const auto& c = m.config;
-  io::gguf_writer w;
-  w.add("general.architecture", std::string("llama"));
-  w.add("llama.block_count", static_cast<std::uint32_t>(c.layers));
-  w.add("llama.embedding_length", static_cast<std::uint32_t>(c.d_model()));
-  w.add("llama.feed_forward_length", static_cast<std::uint32_t>(c.layer.ffn.d_ff));
-  w.add("llama.attention.head_count", static_cast<std::uint32_t>(c.layer.attention.heads));
-  w.add("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.layer.attention.kv_heads));
-  w.add("llama.attention.layer_norm_rms_epsilon", c.layer.norm_eps);
-  w.add("llama.rope.freq_base", c.layer.rope.base);
-  w.add("llama.vocab_size", static_cast<std::uint32_t>(c.vocab));
-  std::deque<quant::matrix<F>> mats;  // kept alive (and in place) until write()
-  auto matrix = [&](const std::string& name, tensor_view<const float> t) {
-    mats.push_back(quant::matrix<F>::quantize(t));
-    w.add_tensor(name, mats.back());
-  };
-  matrix("token_embd.weight", m.embed.tokens.weight.view());
-  for (std::int64_t i = 0; i < c.layers; ++i) {
-    const auto& l = m.stack.layers[static_cast<std::size_t>(i)];
-    const std::string p = "blk." + std::to_string(i) + ".";
-    const auto q = permute_rows(l.self_attn.q.weight.view(), c.layer.attention.heads);
-    const auto k = permute_rows(l.self_attn.k.weight.view(), c.layer.attention.kv_heads);
-    matrix(p + "attn_q.weight", q);
-    matrix(p + "attn_k.weight", k);
-    matrix(p + "attn_v.weight", l.self_attn.v.weight.view());
-    matrix(p + "attn_output.weight", l.self_attn.o.weight.view());
-    matrix(p + "ffn_gate.weight", l.ffn.gate.weight.view());
-    matrix(p + "ffn_up.weight", l.ffn.up.weight.view());
-    matrix(p + "ffn_down.weight", l.ffn.down.weight.view());
-    w.add_tensor(p + "attn_norm.weight", l.attn_residual.norm_in.weight);
-    w.add_tensor(p + "ffn_norm.weight", l.ffn_residual.norm_in.weight);
-  }
-  w.add_tensor("output_norm.weight", m.stack.final_norm.weight);
-  matrix("output.weight", m.lm_head.weight.view());
-  w.write(path);
-}
+models::model_config tiny() { return test::tiny_llama_config(); }
 
 tensor<std::int32_t> prompt() {
   tensor<std::int32_t> ids(shape{2, 11});
@@ -107,7 +48,7 @@ TEST_CASE("a llama GGUF loads with its sizes, names and permuted rotary rows", "
   for (auto& l : ref.stack.layers)
     for (std::int64_t i = 0; i < 32; ++i) l.attn_residual.norm_in.weight(i) = 1.0f + 0.01f * static_cast<float>(i);
   const auto path = std::filesystem::temp_directory_path() / "tformer_test_llama.gguf";
-  write_gguf<quant::f32>(ref, path);
+  test::write_llama_gguf<quant::f32>(ref, path);
 
   const io::gguf_file f(path);
   const auto c = models::llama_config(f);
@@ -129,7 +70,7 @@ TEST_CASE("a Q8_0 llama GGUF loads as its bytes and equals the float model on th
   hf_llama ref(tiny());
   nn::init_random(ref, 4);
   const auto path = std::filesystem::temp_directory_path() / "tformer_test_llama_q8.gguf";
-  write_gguf<quant::q8_0>(ref, path);
+  test::write_llama_gguf<quant::q8_0>(ref, path);
   const io::gguf_file f(path);
   models::decoder_lm<models::llama<quant::q8_0>> q8(models::llama_config(f));
   io::load_gguf(q8, f, io::gguf_llama());
