@@ -5,6 +5,7 @@
 #include <tformer/generate/search.hpp>
 #include <tformer/io/hf_directory.hpp>
 #include <tformer/models/hf_auto.hpp>
+#include <tformer/quant/bf16.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -95,4 +96,22 @@ TEST_CASE("unknown and mismatched model types name config.json and model_type", 
   CHECK(test::thrown_message<io::config_error>([&] { (void)models::open_decoder(bert); }).find("use open_encoder") !=
         std::string::npos);
   fs::remove_all(d);
+}
+
+TEST_CASE("open_* in another weight format: bf16 linears and tables, converted on load", "[models][hf_auto][formats]") {
+  // bf16 keeps 8 bits of mantissa: the tiny model's logits move by about 1e-3
+  const auto ref = test::hf_reference("llama_tied");
+  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
+  const auto lm = models::open_decoder<quant::bf16>(fs::path(test::hf_dir("llama_tied")));
+  CHECK(std::holds_alternative<models::decoder_lm<models::llama<quant::bf16, quant::bf16, true>>>(lm));
+  const auto logits = std::visit([&](const auto& m) { return m.forward(ids, lengths); }, lm);
+  const double err = test::max_abs_diff(logits, ref.load<float>("logits"), lengths);
+  INFO("llama_tied in bf16: logits max abs error " << err);
+  CHECK(err > 1e-6);  // really converted
+  CHECK(err <= 1e-2);
+
+  const auto s2s = models::open_seq2seq<quant::bf16>(fs::path(test::hf_dir("bart")));
+  CHECK(std::holds_alternative<models::encoder_decoder<models::bart<simd::act::gelu, false, quant::bf16, quant::bf16>>>(s2s));
+  const auto enc = models::open_encoder<quant::bf16>(fs::path(test::hf_dir("bert_st")));
+  CHECK(std::holds_alternative<models::encoder<models::bert<quant::bf16, quant::bf16>>>(enc));
 }
