@@ -7,6 +7,7 @@
 //   echo "Once upon a time" | tformer-generate --model gpt2-dir --sample --seed 1 --top-p 0.9
 #include <cstdio>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -23,7 +24,8 @@ namespace {
 const cli::program prog{
     "tformer-generate",
     "usage: tformer-generate --model DIR|FILE.gguf [--max-new-tokens N] [--greedy | --sample [--seed S] "
-    "[--temperature T] [--top-k K] [--top-p P]] [--chat [--system TEXT]] [--jsonl] [--threads N] [PROMPT ...]",
+    "[--temperature T] [--top-k K] [--top-p P]] [--stop TEXT ...] [--chat [--system TEXT]] [--jsonl] [--threads N] "
+    "[PROMPT ...]",
     "\n"
     "Continues the prompt: the PROMPT arguments joined by spaces, or else each line of standard input\n"
     "as a prompt of its own. The generated text streams to standard output, one line per prompt.\n"
@@ -32,6 +34,8 @@ const cli::program prog{
     "  --max-new-tokens N    tokens to generate at most (default 128)\n"
     "  --greedy              the most likely token each step (the default)\n"
     "  --sample              sample instead, with --seed S (default 0), --temperature T, --top-k K, --top-p P\n"
+    "  --stop TEXT           stop once the newest token completes TEXT (kept in the output; repeatable;\n"
+    "                        Hugging Face's stop_strings rule: TEXT must end inside that token)\n"
     "  --chat                the prompt is a user message in the model's chat template (ChatML family)\n"
     "  --system TEXT         with --chat: the system message (default: the template's own, if any)\n"
     "  --jsonl               one JSON object per prompt: {\"prompt\", \"text\", \"ids\"}, printed when done\n"
@@ -136,6 +140,10 @@ int main(int argc, char** argv) {
       else if (a.is("--temperature")) temperature.emplace(static_cast<float>(a.number()));
       else if (a.is("--top-k")) top_k.emplace(a.integer(1));
       else if (a.is("--top-p")) top_p.emplace(static_cast<float>(a.number()));
+      else if (a.is("--stop")) {
+        o.stop_strings.push_back(a.value());
+        if (o.stop_strings.back().empty()) throw cli::usage_error("--stop needs a non-empty text");
+      }
       else if (a.is("--chat")) chat = true;
       else if (a.is("--system")) system = a.value();
       else if (a.is("--jsonl")) jsonl = true;
@@ -168,6 +176,7 @@ int main(int argc, char** argv) {
              : std::filesystem::exists(path, ec)     ? open_gguf(path)
                                                      : throw std::runtime_error("cannot open '" + path + "'");
     o.eos_ids = m.eos;
+    o.detokenize = [&tok = m.tok](std::span<const std::int32_t> ids) { return tok.decode({ids.begin(), ids.end()}); };
     if (chat)  // the end of the assistant's turn ends the answer
       if (const auto end = m.tok.token_to_id("<|im_end|>"); end >= 0) o.eos_ids.push_back(end);
     // the sampling processors the command line asked for, in Hugging Face's order
