@@ -1,7 +1,8 @@
 // tformer-transcribe: speech to text with a Whisper model directory, in CTranslate2's layout
 // (model.bin, config.json, vocabulary, tokenizer.json) or transformers' (config.json,
-// model.safetensors, tokenizer.json). Sound files of any rate (WAV, FLAC, ... as libsndfile reads
-// them) are resampled to 16 kHz and transcribed 30 seconds at a time, greedily, without timestamps.
+// model.safetensors, tokenizer.json), read by models::load_whisper. Sound files of any rate (WAV,
+// FLAC, ... as libsndfile reads them) are resampled to 16 kHz and transcribed 2 n_audio_ctx
+// feature frames at a time (30 seconds for Whisper's models), greedily, without timestamps.
 //
 //   tformer-transcribe --model whisper-tiny.en speech.wav   ->  The quick brown fox ...
 #include <algorithm>
@@ -11,7 +12,6 @@
 #include <vector>
 
 #include <tformer/audio.hpp>
-#include <tformer/io/hf_directory.hpp>
 #include <tformer/models/whisper.hpp>
 
 #include "cli.hpp"
@@ -37,25 +37,6 @@ const cli::program prog{
 using namespace tformer;
 using whisper = models::whisper<models::whisper_spec<>>;
 
-// The model of a CTranslate2 or transformers Whisper directory.
-whisper open(const std::filesystem::path& dir, const text::tokenizer& tok) {
-  if (std::filesystem::exists(dir / "model.bin")) {
-    io::ctranslate2_file f((dir / "model.bin").string());
-    whisper w(models::read_whisper_ctranslate2(f, dir));
-    io::load_ctranslate2(w, f, io::ct2_whisper());
-    return w;
-  }
-  const io::hf_directory hf(dir);
-  if (hf.model_type() != "whisper")
-    throw std::runtime_error(hf.config_path() + ": model_type is '" + hf.model_type() + "', not whisper");
-  auto c = models::read_whisper_hf_config(hf.config());
-  c.no_timestamps = tok.token_to_id("<|notimestamps|>");  // transformers' config does not name these
-  c.transcribe = tok.token_to_id("<|transcribe|>");
-  c.translate = tok.token_to_id("<|translate|>");
-  whisper w(c);
-  io::load_checkpoint(w, io::whisper_hf_source<io::hf_directory>(hf), io::hf_whisper());
-  return w;
-}
 // Greedy decoding of one window with generate::run: the forced prefix as the decoder's prompt
 // (it starts with <|startoftranscript|>, the decoder start), the model's suppressed tokens masked
 // at every step and its begin-suppressed ones at the first, until <|endoftext|>. Returns the
@@ -95,7 +76,7 @@ int main(int argc, char** argv) {
     if (files.empty()) throw cli::usage_error("no sound file given");
 
     const auto tok = cli::open_tokenizer(dir);
-    const auto model = open(dir, tok);
+    const auto model = models::load_whisper<models::whisper_spec<>>(dir);
     const auto& s = model.settings;
     std::optional<std::int32_t> lang;
     if (s.multilingual()) {
@@ -104,13 +85,16 @@ int main(int argc, char** argv) {
     }
     const auto prefix = s.prefix(lang);
     max_new = std::min<std::int64_t>(max_new, model.config.max_positions - static_cast<std::int64_t>(prefix.size()));
+    audio::log_mel_options mel_options;  // Whisper's front end, sized for the model's encoder
+    mel_options.n_mels = s.n_mels;
+    mel_options.n_samples = 2 * s.n_audio_ctx * mel_options.hop;  // 480000 (30 s) for Whisper's models
+    const auto window = static_cast<std::size_t>(mel_options.n_samples);
 
     int status = 0;
     for (const auto& file : files) {
       std::vector<std::int32_t> ids;
       try {
         const auto samples = audio::load_audio(file);  // mono, 16 kHz
-        constexpr std::size_t window = 480000;          // 30 s: what Whisper reads at once
         const std::size_t windows = std::max<std::size_t>(1, (samples.size() + window - 1) / window);
         cli::progress progress("transcribing " + file);
         for (std::size_t w = 0; w < windows; ++w) {
@@ -118,8 +102,8 @@ int main(int argc, char** argv) {
           const std::size_t b = w * window, n = std::min(window, samples.size() - std::min(b, samples.size()));
           std::vector<float> chunk(samples.begin() + static_cast<std::ptrdiff_t>(b), samples.begin() + static_cast<std::ptrdiff_t>(b + n));
           chunk.resize(std::max<std::size_t>(chunk.size(), 512));  // a tiny file: pad to one frame
-          const auto mel = audio::log_mel_spectrogram(chunk);       // [80, 3000]
-          auto features = tensor<float>::copy_of(mel.view().reshape(shape{1, mel.dim(0), mel.dim(1)}));  // [1, 80, 3000]
+          const auto mel = audio::log_mel_spectrogram(chunk, mel_options);  // [n_mels, 2 n_audio_ctx]
+          auto features = tensor<float>::copy_of(mel.view().reshape(shape{1, mel.dim(0), mel.dim(1)}));  // [1, n_mels, frames]
           for (const auto id : greedy(model, model.encode_features(features), prefix, max_new))
             ids.push_back(id);
         }

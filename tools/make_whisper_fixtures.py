@@ -5,7 +5,8 @@ real-model tests read; and reports the word error rate of a transcription.
 Developer machine only (torch, transformers, ctranslate2, numpy, espeak-ng, libsamplerate);
 tests and CI never run Python.
 
-    /work/venv/bin/python tools/make_whisper_fixtures.py tiny       # random tiny Whisper
+    /work/venv/bin/python tools/make_whisper_fixtures.py tiny       # random tiny Whisper (+ tiny_hf)
+    /work/venv/bin/python tools/make_whisper_fixtures.py tiny_hf    # its transformers directory only
     /work/venv/bin/python tools/make_whisper_fixtures.py log_mel    # front end on a synthetic signal
     /work/venv/bin/python tools/make_whisper_fixtures.py real MODEL_DIR   # tiny.en on espeak-ng speech
     /work/venv/bin/python tools/make_whisper_fixtures.py wer MODEL_DIR IDS_FILE   # WER of dumped ids
@@ -16,6 +17,14 @@ tiny: a WhisperForConditionalGeneration with random weights and tiny sizes, conv
   whisper_tiny_int8.ct2.bin (int8 weights with per-row float scales); whisper_tiny.case.safetensors
   holds random features, decoder ids and the logits transformers computes on the weights read
   back from each file (fp16 -> float32; int8 -> q / scale), and both configs as JSON.
+tiny_hf: the same tiny model as a transformers directory, tests/data/hf_dirs/whisper_tiny/: the
+  weights of whisper_tiny.ct2.bin (float16, so the file's values exactly: whisper_tiny.logits of
+  the case file apply) written by save_pretrained (config.json, generation_config.json with
+  no_timestamps_token_id, model.safetensors), and a tokenizer.json of 100 tokens (byte-level BPE,
+  the specials Whisper's loader looks up) for tformer-transcribe. Checks that transformers reads the
+  directory back to the case file's logits, and prints the greedy tokens transformers gives for
+  tests/data/audio/espeak_16k.wav cut into windows of 2 max_source_positions frames (the test of
+  tformer-transcribe in examples/CMakeLists.txt).
 log_mel: whisper_log_mel.case.safetensors: one second of a synthetic signal and the features of
   transformers' WhisperFeatureExtractor(chunk_length=1) (numpy path, float64 STFT).
 real: espeak-ng speech (22050 Hz) saved as tests/data/audio/*.wav: one resampled to 16 kHz with
@@ -190,16 +199,22 @@ def save_safetensors(path, tensors, metadata):
 # ---------------------------------------------------------------------------------------------
 # tiny random Whisper
 
+def tiny_config():
+    from transformers import WhisperConfig
+
+    return WhisperConfig(vocab_size=100, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
+                         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                         max_source_positions=12, max_target_positions=16, pad_token_id=0, bos_token_id=1,
+                         eos_token_id=2, decoder_start_token_id=3, suppress_tokens=[5, 7], begin_suppress_tokens=[2, 9])
+
+
 def make_tiny():
     import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
+    from transformers import WhisperForConditionalGeneration
     from ctranslate2.converters.transformers import WhisperLoader
 
     torch.manual_seed(0)
-    cfg = WhisperConfig(vocab_size=100, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-                        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                        max_source_positions=12, max_target_positions=16, pad_token_id=0, bos_token_id=1,
-                        eos_token_id=2, decoder_start_token_id=3, suppress_tokens=[5, 7], begin_suppress_tokens=[2, 9])
+    cfg = tiny_config()
     model = WhisperForConditionalGeneration(cfg).eval()
     with torch.no_grad():  # biases and norms away from their init values, so that the test sees them
         for name, p in model.named_parameters():
@@ -233,6 +248,95 @@ def make_tiny():
     ct2_config = {"suppress_ids": [5, 7], "suppress_ids_begin": [2, 9], "lang_ids": [], "alignment_heads": [[1, 0]]}
     save_safetensors(os.path.join(OUT, "whisper_tiny.case.safetensors"), case,
                      {"config": cfg.to_json_string(), "ct2_config": json.dumps(ct2_config)})
+    make_tiny_hf()
+
+
+# The tiny model's tokens: specials first (the ids of tiny_config), then 93 byte-level BPE pieces
+# (no merges: the tokenizer only decodes here) that decode to lower-case words.
+TINY_SPECIALS = ["<|pad|>", "<|bos|>", "<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>", "<|transcribe|>",
+                 "<|translate|>"]
+TINY_PIECES = ([chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u0120" + chr(c) for c in range(ord("a"), ord("z") + 1)] +
+               "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co me de hi ri ro "
+               "ic ne ea ra".split())
+TINY_WINDOW_MAX_NEW = 4  # tformer-transcribe --max-new-tokens in the CLI test
+
+
+def tiny_tokenizer_json():
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {t: i for i, t in enumerate(TINY_SPECIALS + TINY_PIECES)}
+    assert len(vocab) == 100, len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in TINY_SPECIALS])
+    for t in TINY_SPECIALS:
+        assert tok.token_to_id(t) == vocab[t], t
+    return tok.to_str(pretty=True)
+
+
+def make_tiny_hf():
+    """tests/data/hf_dirs/whisper_tiny/ from whisper_tiny.ct2.bin (see the module comment)."""
+    import shutil
+
+    import torch
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    cfg = tiny_config()
+    v, _, _, _ = read_ct2(os.path.join(OUT, "whisper_tiny.ct2.bin"))
+    model = hf_model(cfg, ct2_to_hf(dequantized(v), 2, 2)).half()
+    special = {t: i for i, t in enumerate(TINY_SPECIALS)}
+    model.generation_config.no_timestamps_token_id = special["<|notimestamps|>"]
+    model.generation_config.task_to_id = {"transcribe": special["<|transcribe|>"], "translate": special["<|translate|>"]}
+    path = os.path.join(OUT, "hf_dirs", "whisper_tiny")
+    shutil.rmtree(path, ignore_errors=True)
+    model.save_pretrained(path)
+    with open(os.path.join(path, "tokenizer.json"), "w") as f:
+        f.write(tiny_tokenizer_json())
+    for f in os.listdir(path):
+        os.chmod(os.path.join(path, f), 0o644)
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    print(f"wrote {os.path.relpath(path)}: {size} bytes, {sorted(os.listdir(path))}")
+
+    # read back by transformers: the case file's logits (computed on the same float32 values)
+    from safetensors.numpy import load_file
+
+    case = load_file(os.path.join(OUT, "whisper_tiny.case.safetensors"))
+    back = WhisperForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = back(input_features=torch.from_numpy(case["features"]),
+                      decoder_input_ids=torch.from_numpy(case["ids"]).long()).logits.numpy()
+    err = float(np.abs(logits - case["whisper_tiny.logits"]).max())
+    print(f"transformers on {os.path.relpath(path)} vs whisper_tiny.logits: max abs diff {err:.3g}")
+    assert err < 1e-5, err
+
+    # greedy tokens of espeak_16k.wav in windows of 2 max_source_positions frames, as tformer-transcribe
+    fe = WhisperFeatureExtractor()
+    x, r = read_wav(os.path.join(AUDIO, "espeak_16k.wav"))
+    x = resample(x, r)
+    window = 2 * cfg.max_source_positions * fe.hop_length
+    prefix = [cfg.decoder_start_token_id, special["<|notimestamps|>"]]
+    max_new = min(TINY_WINDOW_MAX_NEW, cfg.max_target_positions - len(prefix))
+    tokens, margin = [], np.inf
+    for b in range(0, max(1, len(x)), window):
+        feats = np_features(fe, padded(x[b:b + window], window))  # [80, 24]
+        ids = list(prefix)
+        with torch.no_grad():
+            enc = back.model.encoder(torch.from_numpy(feats)[None]).last_hidden_state
+            while len(ids) - len(prefix) < max_new:
+                logits = back(encoder_outputs=(enc,), decoder_input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+                logits = logits.astype(np.float64)
+                logits[cfg.suppress_tokens] = -np.inf
+                if len(ids) == len(prefix):
+                    logits[cfg.begin_suppress_tokens] = -np.inf
+                top2 = np.sort(logits)[-2:]
+                margin = min(margin, top2[1] - top2[0])
+                ids.append(int(np.argmax(logits)))
+                if ids[-1] == cfg.eos_token_id:
+                    break
+        tokens += [i for i in ids[len(prefix):] if i != cfg.eos_token_id]
+    print(f"greedy tokens of espeak_16k.wav ({len(x)} samples, windows of {window}, at most {max_new} each; "
+          f"smallest top-2 margin {margin:.3g}): {','.join(map(str, tokens))}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,6 +568,8 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     if what in ("tiny", "all"):
         make_tiny()
+    if what == "tiny_hf":
+        make_tiny_hf()
     if what in ("log_mel", "all"):
         make_log_mel()
     if what == "real" or (what == "all" and len(sys.argv) > 2):

@@ -1,7 +1,8 @@
 // Sound files (audio/wav.hpp): the committed espeak-ng WAVs decode to libsndfile's floats (16-bit
 // PCM / 32768); the 22.05 kHz one resamples to 16 kHz with the length libsamplerate gives; stereo
 // mixes to the mean; and truncated or malformed WAVs are io_errors naming the file, the byte
-// offset and the chunk or field.
+// offset and the chunk or field; every error of load_audio (a rate it cannot resample, a missing
+// or malformed file) names the file.
 #include <tformer/audio.hpp>
 
 #include <cstdint>
@@ -156,4 +157,52 @@ TEST_CASE("wav: truncated and malformed files are io_errors naming the file, the
     require_error("garbage", b, {"cannot decode"});
   }
   CHECK_THROWS_AS(audio::read_sound(fs::temp_directory_path() / "tformer_no_such_file.wav"), io_error);
+}
+
+TEST_CASE("wav: every load_audio error names the file") {
+  auto message = [](const fs::path& p, std::int64_t rate = 16000) {
+    try {
+      (void)audio::load_audio(p, rate);
+    } catch (const io_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no io_error>");
+  };
+  auto names = [](const std::string& msg, const fs::path& p) {  // msg holds 'p'
+    INFO(msg);
+    std::string quoted(1, '\'');  // (appended: g++ 12 reports a false -Wstringop-overflow on "'" + s)
+    quoted += p.string();
+    quoted += '\'';
+    return msg.find(quoted) != std::string::npos;
+  };
+  // sample rates libsndfile reads but libsamplerate cannot bring to 16 kHz (ratios past 256)
+  for (const int rate : {40, 62, 4200000}) {
+    const auto p = write_file("rate" + std::to_string(rate), wav({100, -100, 200, -200}, 1, rate));
+    REQUIRE(audio::read_sound(p).sample_rate == rate);
+    const auto msg = message(p);
+    CHECK(names(msg, p));
+    CHECK(msg.find(std::to_string(rate) + " Hz") != std::string::npos);
+    CHECK(msg.find("16000 Hz") != std::string::npos);
+    fs::remove(p);
+  }
+  {  // 62.5 Hz -> 16 kHz is exactly 256: resampled
+    const auto p = write_file("rate8000", wav({100, -100, 200, -200}, 1, 8000));
+    CHECK(audio::load_audio(p, 2048000).size() >= 4 * 255);
+    CHECK(names(message(p, 2048001), p));  // just past 256
+    // a target rate below 1: value_error naming the file
+    try {
+      (void)audio::load_audio(p, 0);
+      FAIL("no error for rate 0");
+    } catch (const value_error& e) {
+      CHECK(names(e.what(), p));
+    }
+    fs::remove(p);
+  }
+  // a missing file, a directory and a malformed file
+  const auto missing = fs::temp_directory_path() / "tformer_no_such_file.wav";
+  CHECK(names(message(missing), missing));
+  CHECK(names(message(fs::temp_directory_path()), fs::temp_directory_path()));
+  const auto bad = write_file("garbage_load", {'n', 'o', 't', ' ', 'a', ' ', 's', 'o', 'u', 'n', 'd'});
+  CHECK(names(message(bad), bad));
+  fs::remove(bad);
 }

@@ -9,7 +9,8 @@
 // by the end of the file (the RIFF size), no "fmt " chunk before the "data" chunk, a "fmt "
 // chunk shorter than 16 bytes, zero channels or a zero sample rate, and no "data" chunk. Other
 // formats (FLAC, AIFF, ...) are left to libsndfile. Whatever libsndfile refuses, or a file that
-// yields fewer frames than it declares, is an io_error naming the file and libsndfile's reason.
+// yields fewer frames than it declares, is an io_error naming the file and libsndfile's reason;
+// load_audio's errors (a sample rate it cannot resample, ...) name the file too.
 // Samples are libsndfile's floats: integer PCM divided by 2^(bits - 1) (16-bit: x / 32768).
 #pragma once
 
@@ -219,10 +220,28 @@ inline std::vector<float> resample(std::span<const float> x, std::int64_t from, 
   return y;
 }
 
-/// @brief What Whisper takes: the file at path as mono samples at `rate` (16 kHz).
+/// @brief What Whisper takes: the file at path as mono samples at `rate` (16 kHz). Every error
+/// names the file: read_sound's io_errors; an io_error for a sample rate that cannot be resampled
+/// to `rate` (a ratio outside 1/256 .. 256), for libsamplerate's failures and for running out of
+/// memory; a value_error for a `rate` below 1.
 inline std::vector<float> load_audio(const std::filesystem::path& path, std::int64_t rate = 16000) {
+  const std::string name = path.string();
+  if (rate < 1)
+    throw value_error("tformer::audio::load_audio: cannot load sound file '" + name + "' at " + std::to_string(rate) +
+                      " Hz (the rate must be positive)");
   const sound s = read_sound(path);
-  return resample(mix_to_mono(s), s.sample_rate, rate);
+  const double ratio = static_cast<double>(rate) / static_cast<double>(s.sample_rate);
+  if (ratio > 256.0 || ratio < 1.0 / 256.0)
+    throw io_error("tformer: sound file '" + name + "' has a sample rate of " + std::to_string(s.sample_rate) +
+                   " Hz, which cannot be resampled to " + std::to_string(rate) + " Hz (libsamplerate takes ratios within 1/256 .. 256)");
+  try {
+    return resample(mix_to_mono(s), s.sample_rate, rate);
+  } catch (const io_error& e) {
+    throw io_error("tformer: sound file '" + name + "': " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw io_error("tformer: sound file '" + name + "': out of memory resampling its " + std::to_string(s.frames()) +
+                   " frames from " + std::to_string(s.sample_rate) + " Hz to " + std::to_string(rate) + " Hz");
+  }
 }
 
 }  // namespace tformer::audio

@@ -16,8 +16,13 @@
 // is: forced prefix (<|startoftranscript|>, language and task tokens on multilingual models,
 // <|notimestamps|>), then tokens with whisper_config::suppress_ids masked at every step and
 // suppress_ids_begin at the first free step, until <|endoftext|>.
+//
+//   auto m = models::load_whisper("whisper-tiny.en");   // CTranslate2 (model.bin) or transformers layout
+//   auto e = m.encode_features(features);                // [1, n_mels, 2 n_audio_ctx]
+//   auto prefix = m.settings.prefix();                   // <|startoftranscript|> <|notimestamps|>
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +37,7 @@
 #include "../core/workspace.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/ctranslate2.hpp"
+#include "../io/hf_directory.hpp"
 #include "../nn/attention.hpp"
 #include "../nn/conv.hpp"
 #include "../nn/feed_forward.hpp"
@@ -144,16 +150,45 @@ inline whisper_config whisper_layer_sizes(whisper_config c, std::int64_t d, std:
   c.model.layer.norm_eps = 1e-5f;
   return c;
 }
+// The special id field of c that token names (<|startoftranscript|>, ...), or null.
+inline std::int32_t* whisper_special_field(whisper_config& c, const std::string& token) {
+  if (token == "<|startoftranscript|>") return &c.sot;
+  if (token == "<|endoftext|>") return &c.eot;
+  if (token == "<|notimestamps|>") return &c.no_timestamps;
+  if (token == "<|transcribe|>") return &c.transcribe;
+  if (token == "<|translate|>") return &c.translate;
+  return nullptr;
+}
 // The special tokens of a Whisper vocabulary, by their text.
 inline void whisper_special_ids(whisper_config& c, const std::vector<std::string>& tokens) {
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    const auto id = static_cast<std::int32_t>(i);
-    if (tokens[i] == "<|startoftranscript|>") c.sot = id;
-    if (tokens[i] == "<|endoftext|>") c.eot = id;
-    if (tokens[i] == "<|notimestamps|>") c.no_timestamps = id;
-    if (tokens[i] == "<|transcribe|>") c.transcribe = id;
-    if (tokens[i] == "<|translate|>") c.translate = id;
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    if (auto* field = whisper_special_field(c, tokens[i])) *field = static_cast<std::int32_t>(i);
+}
+// A token id field of a transformers config: an integer in 0 .. vocab - 1 (config_error naming the
+// file and the field otherwise).
+inline std::int32_t whisper_token_id(const io::json_fields& f, const std::string& key, std::int64_t vocab) {
+  const std::int64_t id = f.integer(key);
+  if (id < 0 || id >= vocab)
+    f.fail(key, "is " + std::to_string(id) + ", not a token id of the vocabulary (0 .. " + std::to_string(vocab - 1) + ")");
+  return static_cast<std::int32_t>(id);
+}
+// A list of token ids (empty when absent), each an integer in 0 .. vocab - 1 (config_error naming
+// the file and the element, "key[i]", otherwise).
+inline std::vector<std::int32_t> whisper_token_ids(const io::json_fields& f, const std::string& key, std::int64_t vocab) {
+  std::vector<std::int32_t> out;
+  if (!f.has(key)) return out;
+  const auto& list = f.json().at(key);
+  if (!list.is_array()) f.fail(key, std::string("is ") + io::json_fields::kind(list) + ", expected a list of token ids");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto& v = list[i];
+    const std::string name = key + "[" + std::to_string(i) + "]";
+    if (!v.is_number_integer()) f.fail(name, std::string("is ") + io::json_fields::kind(v) + ", expected a token id");
+    if (v.is_number_unsigned() ? v.get<std::uint64_t>() >= static_cast<std::uint64_t>(vocab)
+                               : v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab)
+      f.fail(name, "is " + v.dump() + ", not a token id of the vocabulary (0 .. " + std::to_string(vocab - 1) + ")");
+    out.push_back(static_cast<std::int32_t>(v.get<std::int64_t>()));
   }
+  return out;
 }
 }  // namespace detail
 
@@ -227,28 +262,99 @@ inline whisper_config read_whisper_ctranslate2(const io::ctranslate2_file& f, co
   return c;
 }
 
-/// @brief The config of transformers' WhisperConfig (config.json); special ids from its
-/// decoder_start_token_id / eos_token_id, and suppress_tokens / begin_suppress_tokens.
-inline whisper_config read_whisper_hf_config(const nlohmann::json& j) {
-  whisper_config c;
-  try {
-    const auto heads = j.at("encoder_attention_heads").get<std::int64_t>();
-    if (j.at("decoder_attention_heads").get<std::int64_t>() != heads)
-      throw value_error("tformer::models::read_whisper_hf_config: encoder and decoder head counts differ");
-    c = detail::whisper_layer_sizes(c, j.at("d_model").get<std::int64_t>(), heads, j.at("encoder_ffn_dim").get<std::int64_t>());
-    c.model.vocab = j.at("vocab_size").get<std::int64_t>();
-    c.model.layers = j.at("encoder_layers").get<std::int64_t>();
-    c.model.decoder_layers = j.at("decoder_layers").get<std::int64_t>();
-    c.model.max_positions = j.at("max_target_positions").get<std::int64_t>();
-    c.n_mels = j.at("num_mel_bins").get<std::int64_t>();
-    c.n_audio_ctx = j.at("max_source_positions").get<std::int64_t>();
-    c.suppress_ids = detail::int_list(j, "suppress_tokens");
-    c.suppress_ids_begin = detail::int_list(j, "begin_suppress_tokens");
-    if (j.contains("decoder_start_token_id")) c.sot = detail::token_id(j.at("decoder_start_token_id"), "decoder_start_token_id");
-    if (j.contains("eos_token_id")) c.eot = detail::token_id(j.at("eos_token_id"), "eos_token_id");
-  } catch (const nlohmann::json::exception& e) {
-    throw value_error(std::string("tformer::models::read_whisper_hf_config: ") + e.what());
+/// @brief The config of transformers' WhisperConfig (config.json): sizes, suppress_tokens and
+/// begin_suppress_tokens, <|startoftranscript|> and <|endoftext|> from decoder_start_token_id and
+/// eos_token_id (the other special ids are in generation_config.json: whisper_hf_config reads it).
+/// Throws io::config_error naming the file and the field for a missing or mistyped field, a
+/// model_type other than "whisper", encoder and decoder sizes that differ (tformer's
+/// encoder_decoder shares one layer config), an activation other than exact GELU, scaled
+/// embeddings, or a token id outside the vocabulary.
+inline whisper_config read_whisper_hf_config(const io::json_fields& f) {
+  if (f.has("model_type") && f.string("model_type") != "whisper")
+    f.fail("model_type", "is '" + f.string("model_type") + "', not 'whisper'");
+  const std::int64_t d = f.integer_at_least("d_model", 1);
+  const std::int64_t heads = f.integer_at_least("encoder_attention_heads", 1);
+  if (const auto dh = f.integer_at_least("decoder_attention_heads", 1); dh != heads)
+    f.fail("decoder_attention_heads", "is " + std::to_string(dh) + " but encoder_attention_heads is " + std::to_string(heads) +
+                                          ": tformer's encoder_decoder shares one layer config");
+  if (d % heads != 0)
+    f.fail("encoder_attention_heads", "is " + std::to_string(heads) + ", which does not divide d_model " + std::to_string(d));
+  const std::int64_t d_ff = f.integer_at_least("encoder_ffn_dim", 1);
+  if (const auto dd = f.integer_at_least_or("decoder_ffn_dim", 1, d_ff); dd != d_ff)
+    f.fail("decoder_ffn_dim", "is " + std::to_string(dd) + " but encoder_ffn_dim is " + std::to_string(d_ff) +
+                                  ": tformer's encoder_decoder shares one layer config");
+  if (const auto act = f.string_or("activation_function", "gelu"); act != "gelu")
+    f.fail("activation_function", "is '" + act + "': the Whisper preset runs 'gelu' (exact erf GELU)");
+  if (f.boolean_or("scale_embedding", false))
+    f.fail("scale_embedding", "is true: the Whisper preset does not scale its token embeddings");
+  whisper_config c = detail::whisper_layer_sizes({}, d, heads, d_ff);
+  c.model.vocab = f.integer_at_least("vocab_size", 1);
+  c.model.layers = f.integer_at_least("encoder_layers", 1);
+  c.model.decoder_layers = f.integer_at_least("decoder_layers", 1);
+  c.model.max_positions = f.integer_at_least("max_target_positions", 1);
+  c.n_mels = f.integer_at_least("num_mel_bins", 1);
+  c.n_audio_ctx = f.integer_at_least("max_source_positions", 1);
+  c.suppress_ids = detail::whisper_token_ids(f, "suppress_tokens", c.model.vocab);
+  c.suppress_ids_begin = detail::whisper_token_ids(f, "begin_suppress_tokens", c.model.vocab);
+  if (f.has("decoder_start_token_id")) c.sot = detail::whisper_token_id(f, "decoder_start_token_id", c.model.vocab);
+  if (f.has("eos_token_id")) c.eot = detail::whisper_token_id(f, "eos_token_id", c.model.vocab);
+  return c;
+}
+
+/// @brief read_whisper_hf_config of a parsed config; its errors name `file`.
+inline whisper_config read_whisper_hf_config(const nlohmann::json& j, const std::string& file = "config.json") {
+  return read_whisper_hf_config(io::json_fields(j, file));
+}
+
+/// @brief Settings of transformers' generation_config.json over c: suppress_tokens and
+/// begin_suppress_tokens (what transformers' generate uses, over config.json's),
+/// decoder_start_token_id, no_timestamps_token_id, task_to_id ({"transcribe", "translate"}) and
+/// lang_to_id ({"<|en|>": id, ...}) when present. Throws io::config_error naming the field.
+inline void read_whisper_generation_config(whisper_config& c, const io::json_fields& g) {
+  const std::int64_t vocab = c.model.vocab;
+  if (g.has("suppress_tokens")) c.suppress_ids = detail::whisper_token_ids(g, "suppress_tokens", vocab);
+  if (g.has("begin_suppress_tokens")) c.suppress_ids_begin = detail::whisper_token_ids(g, "begin_suppress_tokens", vocab);
+  if (g.has("decoder_start_token_id")) c.sot = detail::whisper_token_id(g, "decoder_start_token_id", vocab);
+  if (g.has("no_timestamps_token_id")) c.no_timestamps = detail::whisper_token_id(g, "no_timestamps_token_id", vocab);
+  if (const auto tasks = g.object_or_none("task_to_id")) {
+    if (tasks->has("transcribe")) c.transcribe = detail::whisper_token_id(*tasks, "transcribe", vocab);
+    if (tasks->has("translate")) c.translate = detail::whisper_token_id(*tasks, "translate", vocab);
   }
+  if (const auto langs = g.object_or_none("lang_to_id")) {
+    c.lang_ids.clear();
+    for (const auto& item : langs->json().items()) c.lang_ids.push_back(detail::whisper_token_id(*langs, item.key(), vocab));
+    std::sort(c.lang_ids.begin(), c.lang_ids.end());
+  }
+}
+
+/// @brief The special ids of c still unknown (-1) from a tokenizer.json's added_tokens (objects
+/// {"id", "content"}): <|startoftranscript|>, <|endoftext|>, <|notimestamps|>, <|transcribe|>,
+/// <|translate|>. Throws io::config_error naming the file and the field of a malformed entry.
+inline void read_whisper_tokenizer_ids(whisper_config& c, const std::filesystem::path& tokenizer_json) {
+  const auto j = io::read_json_file(tokenizer_json);
+  const io::json_fields f(j, tokenizer_json.string());
+  if (!f.has("added_tokens")) return;
+  const auto& list = j.at("added_tokens");
+  if (!list.is_array()) f.fail("added_tokens", std::string("is ") + io::json_fields::kind(list) + ", expected an array");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const io::json_fields t(list[i], f.file(), "added_tokens" + io::detail::element_prefix(i));
+    auto* field = detail::whisper_special_field(c, t.string("content"));
+    if (field && *field < 0) *field = detail::whisper_token_id(t, "id", c.model.vocab);
+  }
+}
+
+/// @brief The config of a transformers Whisper directory: read_whisper_hf_config of its
+/// config.json (whose model_type must be "whisper"), then read_whisper_generation_config of its
+/// generation_config.json and read_whisper_tokenizer_ids of its tokenizer.json when present.
+inline whisper_config whisper_hf_config(const io::hf_directory& dir) {
+  const auto f = dir.fields();
+  if (const auto type = f.string("model_type"); type != "whisper") f.fail("model_type", "is '" + type + "', not 'whisper'");
+  auto c = read_whisper_hf_config(f);
+  if (const auto gen = dir.directory() / "generation_config.json"; detail::file_exists(gen)) {
+    const auto g = io::read_json_file(gen);
+    read_whisper_generation_config(c, io::json_fields(g, gen.string()));
+  }
+  if (dir.tokenizer_path()) read_whisper_tokenizer_ids(c, *dir.tokenizer_path());
   return c;
 }
 
@@ -355,3 +461,57 @@ class whisper_hf_source {
 };
 
 }  // namespace tformer::io
+
+namespace tformer::models {
+
+/// @brief The two layouts of a Whisper model directory.
+enum class whisper_layout {
+  ctranslate2,   ///< model.bin (+ config.json with suppress_ids, vocabulary.txt / .json, tokenizer.json)
+  transformers,  ///< config.json (+ generation_config.json), model.safetensors or shards, tokenizer.json
+};
+
+/// @brief The layout of dir: CTranslate2 when it has model.bin, transformers when it has
+/// config.json. Throws io_error naming the directory when it is not one, when it has neither file,
+/// or when its config.json is CTranslate2's (suppress_ids, no model_type) but model.bin is missing.
+inline whisper_layout whisper_directory_layout(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw io_error("tformer: '" + dir.string() + "' is not a directory");
+  if (detail::file_exists(dir / "model.bin")) return whisper_layout::ctranslate2;
+  const auto cfg = dir / "config.json";
+  if (!detail::file_exists(cfg))
+    throw io_error("tformer: '" + dir.string() + "' is not a Whisper model directory: it has neither model.bin (CTranslate2's "
+                   "layout) nor config.json (transformers')");
+  const auto j = io::read_json_file(cfg);
+  if (j.is_object() && !j.contains("model_type") && (j.contains("suppress_ids") || j.contains("lang_ids")))
+    throw io_error("tformer: '" + dir.string() + "' has CTranslate2's config.json (suppress_ids, no model_type) but no model.bin");
+  return whisper_layout::transformers;
+}
+
+/// @brief A Whisper model read and loaded from a transformers directory (whisper_hf_config; the
+/// weights through io::whisper_hf_source and io::hf_whisper).
+template <class Spec = whisper_spec<>>
+whisper<Spec> load_whisper(const io::hf_directory& dir) {
+  whisper<Spec> m(whisper_hf_config(dir));
+  io::load_checkpoint(m, io::whisper_hf_source<io::hf_directory>(dir), io::hf_whisper());
+  return m;
+}
+
+/// @brief A Whisper model read and loaded from a directory of either layout
+/// (whisper_directory_layout). CTranslate2: read_whisper_ctranslate2 of model.bin with the
+/// folder's config.json and vocabulary, the weights through io::ct2_whisper; transformers:
+/// load_whisper(io::hf_directory). Either way the special ids still unknown come from the
+/// folder's tokenizer.json when it has one (read_whisper_tokenizer_ids). Throws io_error naming
+/// the file (io::config_error naming the file and the field for a config) for whatever is wrong.
+template <class Spec = whisper_spec<>>
+whisper<Spec> load_whisper(const std::filesystem::path& dir) {
+  if (whisper_directory_layout(dir) == whisper_layout::transformers) return load_whisper<Spec>(io::hf_directory(dir));
+  const io::ctranslate2_file f((dir / "model.bin").string());
+  auto c = read_whisper_ctranslate2(f, dir);
+  if (const auto tok = dir / "tokenizer.json"; detail::file_exists(tok)) read_whisper_tokenizer_ids(c, tok);
+  whisper<Spec> m(c);
+  io::load_ctranslate2(m, f, io::ct2_whisper());
+  return m;
+}
+
+}  // namespace tformer::models
