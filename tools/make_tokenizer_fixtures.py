@@ -37,8 +37,22 @@ With --llama-lib, a SentencePiece vocabulary in a GGUF file is made and referenc
                            add_eos_token=True (the test writes the same variant): ids and
                            llama_detokenize(ids, False, False).
 
+Pairs, truncation and padding (tests/text/test_encoding.cpp, tests/real/real_tokenizers.cpp):
+  encoding.json            cases: a tokenizer file (tests/data/text/<name>.json, or "real:<path>"
+                           under --weights), the sections that replace the file's ("post_processor",
+                           "truncation", "padding": Hugging Face's JSON), the input (pair k is corpus
+                           lines 2k and 2k+1, single k is line k), add_special_tokens, the batch sizes
+                           (batches go through encode_batch, others through encode), the count, the
+                           offset of the case's hashes in encoding.ref.bin, and the first encodings in
+                           full (to print mismatches).
+  encoding.ref.bin         per case and input: u32, the high half of a 64-bit FNV-1a over ids,
+                           type_ids, attention_mask and special_tokens_mask (each a u32 length and
+                           int32 values, little endian); 0 where Hugging Face raised an error.
+
 Usage: /work/venv/bin/python tools/make_tokenizer_fixtures.py [--weights /work/weights/site]
                                                              [--llama-lib /tmp/llcpp/build/bin]
+       /work/venv/bin/python tools/make_tokenizer_fixtures.py --only-encodings   (encoding.json and
+                           encoding.ref.bin from the committed tokenizer files and corpus)
 """
 import argparse
 import json
@@ -424,6 +438,133 @@ def spm_gguf(lib_dir, train_lines, lines):
     print(f"spm_gguf: {n} SentencePiece pieces, {os.path.getsize(out)} bytes")
 
 
+def encoding_hash(e):
+    data = b""
+    for arr in (e.ids, e.type_ids, e.attention_mask, e.special_tokens_mask):
+        data += struct.pack("<I", len(arr)) + struct.pack(f"<{len(arr)}i", *arr)
+    return fnv64(data) >> 32
+
+
+def encoding_cases(weights):
+    """(config name, tokenizer file, post_processor override or None, main count, other count)."""
+    eot = {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}
+    with open(os.path.join(OUT, "bpe_gpt2.json")) as f:
+        tag = next(a["id"] for a in json.load(f)["added_tokens"] if a["content"] == "<tag>")
+    eot_tag = dict(eot, **{"<tag>": {"id": "<tag>", "ids": [tag], "tokens": ["<tag>"]}})
+    seq = lambda i, t: {"Sequence": {"id": i, "type_id": t}}
+    sp = lambda i, t: {"SpecialToken": {"id": i, "type_id": t}}
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}
+    llama3 = {"type": "TemplateProcessing", "single": [sp("<|endoftext|>", 0), seq("A", 0)],
+              "pair": [sp("<|endoftext|>", 0), seq("A", 0), sp("<|endoftext|>", 1), seq("B", 1)], "special_tokens": eot}
+    roberta = {"type": "RobertaProcessing", "sep": ["<tag>", tag], "cls": ["<|endoftext|>", 0], "trim_offsets": True,
+               "add_prefix_space": False}
+    configs = [
+        ("wordpiece_template", "wordpiece.json", None, 2000, 500),
+        ("wordpiece_bert", "wordpiece.json", {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]}, 2000, 500),
+        ("bpe_template", "bpe_gpt2.json", llama3, 2000, 500),
+        ("bpe_roberta", "bpe_gpt2.json", roberta, 2000, 500),
+        ("bpe_bytelevel", "bpe_gpt2.json", None, 500, 200),
+        ("unigram_template", "unigram.json", None, 500, 200),
+        ("spm_template", "spm_bpe.json", None, 500, 200),
+        # a template that reorders and repeats, its parts through BertProcessing
+        ("bpe_sequence_bert", "bpe_gpt2.json", {"type": "Sequence", "processors": [
+            byte_level, {"type": "TemplateProcessing", "single": [sp("<|endoftext|>", 0), seq("A", 0)],
+                         "pair": [seq("B", 1), sp("<|endoftext|>", 0), seq("A", 2), sp("<tag>", 1), seq("A", 3)],
+                         "special_tokens": eot_tag},
+            {"type": "BertProcessing", "sep": ["<tag>", tag], "cls": ["<|endoftext|>", 0]}]}, 500, 200),
+        ("bpe_sequence_roberta", "bpe_gpt2.json", {"type": "Sequence", "processors": [
+            {"type": "TemplateProcessing", "single": [seq("A", 0), sp("<tag>", 2)], "pair": [sp("<tag>", 1), seq("A", 1), seq("B", 0)],
+             "special_tokens": eot_tag}, roberta]}, 500, 200),
+    ]
+    if os.path.exists(os.path.join(weights, "all_minilm_l6_v2/model/tokenizer.json")):
+        configs.append(("minilm", "real:all_minilm_l6_v2/model/tokenizer.json", None, 2000, 500))
+    else:
+        print("encoding: all_minilm_l6_v2 not found under --weights, no MiniLM cases")
+    return configs
+
+
+def encoding_refs(weights, lines):
+    """encoding.json and encoding.ref.bin (see the file comment)."""
+    def trunc(n, strategy="LongestFirst", direction="Right"):
+        return {"direction": direction, "max_length": n, "strategy": strategy, "stride": 0}
+
+    def padding(strategy="BatchLongest", direction="Right", multiple=None, pad_id=0, pad_type_id=0, token="[PAD]"):
+        return {"strategy": strategy, "direction": direction, "pad_to_multiple_of": multiple, "pad_id": pad_id,
+                "pad_type_id": pad_type_id, "pad_token": token}
+
+    def batch_sizes(n):
+        sizes, k = [], 0
+        while sum(sizes) < n:
+            sizes.append(min(k % 8 + 1, n - sum(sizes)))
+            k += 1
+        return sizes
+
+    cases, out = [], bytearray()
+    for config, path, post, n_main, n_other in encoding_cases(weights):
+        full = os.path.join(weights, path[5:]) if path.startswith("real:") else os.path.join(OUT, path)
+        with open(full, encoding="utf-8") as f:
+            base = json.load(f)
+        runs = []
+        for strategy in ["LongestFirst", "OnlyFirst", "OnlySecond"]:
+            for direction in ["Right", "Left"]:
+                runs.append((f"pair/{strategy}/{direction}/32", "pair", True, trunc(32, strategy, direction), None, None, n_main))
+        runs += [
+            ("pair/no_special/LongestFirst/Right/32", "pair", False, trunc(32), None, None, n_other),
+            ("pair/LongestFirst/Right/3", "pair", True, trunc(3), None, None, n_other),
+            ("pair/LongestFirst/Left/7", "pair", True, trunc(7, "LongestFirst", "Left"), None, None, n_other),
+            ("single/LongestFirst/Left/16", "single", True, trunc(16, "LongestFirst", "Left"), None, None, n_other),
+            ("single/OnlyFirst/Right/5", "single", True, trunc(5, "OnlyFirst"), None, None, n_other),
+            ("single/OnlySecond/Right/16", "single", True, trunc(16, "OnlySecond"), None, None, 50),
+            ("pair/batch/LongestFirst/Right/32/BatchLongest/Right", "pair", True, trunc(32), padding(), batch_sizes(n_other), n_other),
+            ("pair/batch/BatchLongest/Left/x5", "pair", True, None, padding("BatchLongest", "Left", 5, 1, 1, "<pad>"),
+             batch_sizes(n_other), n_other),
+            ("single/batch/Fixed24/Left/x8", "single", True, None, padding({"Fixed": 24}, "Left", 8, 1, 2, "<pad>"),
+             batch_sizes(n_other), n_other),
+            ("single/Fixed20/Right/no_special", "single", False, trunc(12), padding({"Fixed": 20}), None, n_other),
+        ]
+        if config.startswith("bpe_sequence"):  # Hugging Face's overflowing parts explode there (repeated $A, tiny lengths)
+            runs = [r for r in runs if r[0] != "pair/LongestFirst/Left/7"]
+        for name, kind, special, truncation, pad, batches, count in runs:
+            j = json.loads(json.dumps(base))
+            override = {"truncation": truncation, "padding": pad}
+            if post is not None:
+                override["post_processor"] = post
+            j.update(override)
+            tok = Tokenizer.from_str(json.dumps(j))
+            texts = [lines[k].decode("utf-8", "replace") for k in range(count)] if kind == "single" else \
+                [(lines[2 * k].decode("utf-8", "replace"), lines[2 * k + 1].decode("utf-8", "replace")) for k in range(count)]
+            results = []
+            if batches:
+                b0 = 0
+                for size in batches:
+                    try:
+                        results += tok.encode_batch(texts[b0:b0 + size], add_special_tokens=special)
+                    except Exception as ex:
+                        results += [str(ex)] * size
+                    b0 += size
+            else:
+                for t in texts:
+                    try:
+                        results.append(tok.encode(*t, add_special_tokens=special) if kind == "pair" else
+                                       tok.encode(t, add_special_tokens=special))
+                    except Exception as ex:
+                        results.append(str(ex))
+            first = [{"error": r} if isinstance(r, str) else
+                     {"ids": r.ids, "type_ids": r.type_ids, "attention_mask": r.attention_mask,
+                      "special_tokens_mask": r.special_tokens_mask} for r in results[:3]]
+            cases.append({"name": f"{config}/{name}", "tokenizer": path, "set": override, "input": kind, "add_special_tokens": special,
+                          "batch": batches, "count": count, "offset": len(out), "first": first})
+            for r in results:
+                out += struct.pack("<I", 0 if isinstance(r, str) else encoding_hash(r))
+            errors = sum(isinstance(r, str) for r in results)
+            print(f"encoding {config}/{name}: {count} inputs" + (f", {errors} errors" if errors else ""))
+    with open(os.path.join(OUT, "encoding.ref.bin"), "wb") as f:
+        f.write(bytes(out))
+    with open(os.path.join(OUT, "encoding.json"), "w", encoding="utf-8") as f:
+        json.dump({"cases": cases}, f, ensure_ascii=False, separators=(",", ":"))
+    print(f"encoding: {len(cases)} cases, {len(out) // 4} inputs")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=20240611)
@@ -431,9 +572,17 @@ def main():
     ap.add_argument("--weights", default="/work/weights/site")
     ap.add_argument("--llama-lib", default=None, help="folder of a libllama.so built from llama-cpp-python's vendor/llama.cpp")
     ap.add_argument("--only-llama", action="store_true", help="only write the llama.cpp references")
+    ap.add_argument("--only-encodings", action="store_true",
+                    help="only write encoding.json and encoding.ref.bin, from the committed tokenizers and corpus")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     lines = make_corpus(args.seed, args.lines)
+    if args.only_encodings:
+        with open(os.path.join(OUT, "corpus.txt"), "rb") as f:
+            if f.read() != b"\n".join(lines) + b"\n":
+                sys.exit("tests/data/text/corpus.txt is not the corpus of --seed/--lines")
+        encoding_refs(args.weights, lines)
+        return
     with open(os.path.join(OUT, "corpus.txt"), "wb") as f:
         f.write(b"\n".join(lines) + b"\n")
     print(f"corpus: {len(lines)} lines, {sum(map(len, lines))} bytes")
@@ -458,6 +607,7 @@ def main():
             hf_refs(name, Tokenizer.from_file(p), lines)
         else:
             print(f"{name}: {p} not found, no references")
+    encoding_refs(args.weights, lines)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #include "text/bpe.hpp"
 #include "text/char_vocab.hpp"
 #include "text/decoder.hpp"
+#include "text/encoding.hpp"
 #include "text/gguf_tokenizer.hpp"
 #include "text/json_config.hpp"
 #include "text/llama_spm.hpp"

@@ -2,9 +2,11 @@
 // all-MiniLM-L6-v2's and Whisper tiny.en's tokenizer.json against Hugging Face tokenizers, and
 // SmolLM2-135M-Instruct's GGUF vocabulary against llama.cpp's own tokenizer. The tokenizer.json
 // files stay in the weight packages (Whisper's is 2 MB); the references are in tests/data/text/.
+// MiniLM's pairs, truncation and padding are checked against tests/data/text/encoding.json too.
 // Built when TFORMER_REAL_WEIGHTS_DIR holds the unpacked packages (.ci/run downloads them).
 #include <tformer/text.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,4 +45,22 @@ TEST_CASE("real tokenizers: SmolLM2's GGUF vocabulary matches llama.cpp on the c
   const auto ids = t.encode("<|im_start|>user\nHi<|im_end|>", false);
   REQUIRE(ids.size() >= 3);
   CHECK(t.is_special(ids.front()));
+}
+
+TEST_CASE("real tokenizers: all-MiniLM-L6-v2 pairs, truncation and padding match Hugging Face", "[real][text]") {
+  // the file's own sections: truncation LongestFirst 128, padding Fixed 128, a [CLS] $A [SEP] $B:1 [SEP]:1 template
+  const auto t = text::tokenizer::from_file(weights + "/all_minilm_l6_v2/model/tokenizer.json");
+  REQUIRE(t.truncation().has_value());
+  CHECK(t.truncation()->max_length == 128);
+  REQUIRE(t.padding().has_value());
+  CHECK(t.padding()->length == std::optional<std::size_t>{128});
+  const auto e = t.encode_pair("Hello, world!", "Hi");
+  CHECK(e.size() == 128);
+  CHECK(std::vector<std::int32_t>(e.ids.begin(), e.ids.begin() + 9) == std::vector<std::int32_t>{101, 7592, 1010, 2088, 999, 102, 7632, 102, 0});
+  CHECK(e.type_ids[6] == 1);
+  CHECK(e.attention_mask[8] == 0);
+  // the corpus: every strategy and direction, batches with padding (tests/data/text/encoding.json)
+  const auto r = tformer::test::check_encodings(weights);
+  CHECK(r.cases >= 15);
+  CHECK(r.mismatches == 0);
 }

@@ -13,6 +13,8 @@
 // CONTROL and USER_DEFINED tokens (token_type 3 and 4; for "llama" also UNKNOWN, 2) are matched in
 // the text before pre-tokenization, as llama.cpp does with parse_special; CONTROL (and UNKNOWN)
 // tokens are special (skipped by decode with skip_special_tokens).
+// Pairs (encode_pair) get the templates Hugging Face's converters write: BERT's [CLS] A [SEP]
+// B [SEP] (type ids 1 from B on), the others' BOS A EOS BOS B EOS (each where the file adds it).
 //
 // Decoding "llama" ids: decode(ids, false) is llama.cpp's llama_detokenize(ids, remove_special =
 // false, unparse_special = true): special tokens written out, and only the first token, whatever
@@ -97,7 +99,7 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
       added.push_back({tokens[i], static_cast<std::int32_t>(i), special, false, false, false, false});
   }
 
-  auto post = std::make_unique<template_processor>();
+  std::vector<std::int32_t> before, after;  // the special tokens around a text
   std::unique_ptr<text::model> m;
   std::unique_ptr<normalizer> norm;
   std::unique_ptr<pre_tokenizer> pre;
@@ -193,9 +195,12 @@ inline tokenizer tokenizer_from_gguf(const io::gguf_file& f) {
   check_id("tokenizer.ggml.bos_token_id", bos);
   check_id("tokenizer.ggml.eos_token_id", eos);
   check_id("tokenizer.ggml.seperator_token_id", sep);
-  if (opt_bool("tokenizer.ggml.add_bos_token", default_bos) && bos >= 0) post->before.push_back(static_cast<std::int32_t>(bos));
-  if (kind == "bert" && opt_bool("tokenizer.ggml.add_sep_token", default_eos) && sep >= 0) post->after.push_back(static_cast<std::int32_t>(sep));
-  else if (opt_bool("tokenizer.ggml.add_eos_token", false) && eos >= 0) post->after.push_back(static_cast<std::int32_t>(eos));
+  if (opt_bool("tokenizer.ggml.add_bos_token", default_bos) && bos >= 0) before.push_back(static_cast<std::int32_t>(bos));
+  if (kind == "bert" && opt_bool("tokenizer.ggml.add_sep_token", default_eos) && sep >= 0) after.push_back(static_cast<std::int32_t>(sep));
+  else if (opt_bool("tokenizer.ggml.add_eos_token", false) && eos >= 0) after.push_back(static_cast<std::int32_t>(eos));
+  // pairs as Hugging Face's converters write them: BERT's [CLS] $A [SEP] $B:1 [SEP]:1, the others'
+  // <s> $A </s> <s>:1 $B:1 </s>:1
+  auto post = template_processor::around(before, after, kind != "bert");
   return tokenizer::from_parts(std::move(m), std::move(norm), std::move(pre), std::move(post), std::move(dec), std::move(added));
 }
 

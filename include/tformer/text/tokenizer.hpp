@@ -11,10 +11,24 @@
 // strings (unknown ids are skipped; special tokens too when asked), runs the decoder and joins
 // the result (with spaces when there is no decoder).
 //
-// Not applied: the file's "truncation" and "padding" (callers cut and pad the ids they get), and
-// pair templates (one text at a time). Any component type or option that would change the ids
-// and is not implemented throws value_error naming the file and the JSON path; a file that is not
-// JSON throws io_error naming the file and the byte offset.
+// Two ways to encode:
+//   encode(text)                  the ids, with the post-processor's special tokens (when asked),
+//                                 never truncated or padded (what models and examples feed on);
+//   encode_single(text) / encode_pair(a, b) / encode_batch / encode_pair_batch
+//                                 an encoding (ids, type ids, attention mask, special tokens mask)
+//                                 as Hugging Face's Tokenizer.encode / encode_batch make it: each
+//                                 text encoded, the truncation applied (its max_length less the
+//                                 special tokens the post-processor adds, when it adds them), the
+//                                 post-processor's single or pair template, then the padding (one
+//                                 encoding alone, then the batch together).
+// The truncation and padding are the file's "truncation" and "padding" sections, or what
+// enable_truncation / enable_padding set (no_truncation / no_padding turn them off). As in
+// Hugging Face, a max_length below the number of special tokens added truncates nothing (its
+// unsigned subtraction wraps around); stride only shapes overflowing tokens, which are not made.
+//
+// Any component type or option that would change the ids and is not implemented throws
+// value_error naming the file and the JSON path; a file that is not JSON throws io_error naming
+// the file and the byte offset.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +42,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +50,7 @@
 #include "../core/error.hpp"
 #include "bpe.hpp"
 #include "decoder.hpp"
+#include "encoding.hpp"
 #include "json_config.hpp"
 #include "model.hpp"
 #include "normalizer.hpp"
@@ -98,6 +114,8 @@ class tokenizer {
     t.pre_tokenizer_ = root.has("pre_tokenizer") ? make_pre_tokenizer(root.at("pre_tokenizer")) : nullptr;
     t.post_processor_ = root.has("post_processor") ? make_post_processor(root.at("post_processor")) : nullptr;
     t.decoder_ = root.has("decoder") ? make_decoder(root.at("decoder")) : nullptr;
+    t.truncation_ = root.has("truncation") ? read_truncation(root.at("truncation")) : std::nullopt;
+    t.padding_ = root.has("padding") ? read_padding(root.at("padding")) : std::nullopt;
     const auto m = root.at("model");
     m.require_object();
     const std::string type = m.has("type") ? m.type() : guess_model_type(m);
@@ -142,30 +160,69 @@ class tokenizer {
   }
 
   /// @brief The ids of text (any bytes: invalid UTF-8 is read as U+FFFD), with the
-  /// post-processor's special tokens when add_special_tokens.
+  /// post-processor's special tokens when add_special_tokens; never truncated or padded (see
+  /// encode_single for that).
   std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = true) const {
-    std::vector<std::int32_t> ids;
-    const std::string s = sanitize_utf8(text);
-    for (const auto& seg : split_added(s, raw_trie_, 0)) {
-      if (seg.id >= 0) {
-        ids.push_back(seg.id);
-        continue;
-      }
-      const std::string_view raw = std::string_view(s).substr(seg.b, seg.e - seg.b);
-      const std::string norm = normalizer_ ? normalizer_->normalize(raw) : std::string(raw);
-      for (const auto& sub : split_added(norm, normalized_trie_, 0)) {
-        if (sub.id >= 0) {
-          ids.push_back(sub.id);
-          continue;
-        }
-        std::vector<piece> pieces{{norm.substr(sub.b, sub.e - sub.b), seg.b == 0 && sub.b == 0}};
-        if (pre_tokenizer_) pre_tokenizer_->split(pieces);
-        for (const auto& p : pieces) loaded().encode(p.text, ids);
-      }
-    }
-    if (add_special_tokens && post_processor_) post_processor_->process(ids);
-    return ids;
+    std::vector<std::int32_t> ids = encode_text(text);
+    if (!add_special_tokens || !post_processor_) return ids;
+    return post_process(post_processor_.get(), encoding::from_ids(std::move(ids)), std::nullopt, true).ids;
   }
+
+  /// @brief The encoding of text, as Hugging Face's encode(text): truncated and padded as
+  /// truncation() and padding() say. Throws value_error where the truncation cannot be met
+  /// (strategy only_second, or only_first with too few tokens).
+  encoding encode_single(std::string_view text, bool add_special_tokens = true) const {
+    encoding e = finish(encoding::from_ids(encode_text(text)), std::nullopt, add_special_tokens);
+    if (padding_) pad_one(e);
+    return e;
+  }
+  /// @brief The encoding of the pair (first, second), as Hugging Face's encode(first, second):
+  /// truncated, put into the post-processor's pair template (type ids 0 and 1 when it has no
+  /// other), and padded.
+  encoding encode_pair(std::string_view first, std::string_view second, bool add_special_tokens = true) const {
+    encoding e = finish(encoding::from_ids(encode_text(first)), encoding::from_ids(encode_text(second), 1), add_special_tokens);
+    if (padding_) pad_one(e);
+    return e;
+  }
+  /// @brief encode_single of each text, padded together (to the batch's longest, or the fixed length).
+  std::vector<encoding> encode_batch(const std::vector<std::string>& texts, bool add_special_tokens = true) const {
+    std::vector<encoding> out;
+    out.reserve(texts.size());
+    for (const auto& t : texts) out.push_back(encode_single(t, add_special_tokens));
+    if (padding_) pad_encodings(out, *padding_);
+    return out;
+  }
+  /// @brief encode_pair of each pair, padded together.
+  std::vector<encoding> encode_pair_batch(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                          bool add_special_tokens = true) const {
+    std::vector<encoding> out;
+    out.reserve(pairs.size());
+    for (const auto& [a, b] : pairs) out.push_back(encode_pair(a, b, add_special_tokens));
+    if (padding_) pad_encodings(out, *padding_);
+    return out;
+  }
+
+  /// @brief Truncation for encode_single / encode_pair / the batches (Hugging Face's
+  /// enable_truncation). Throws value_error, as Hugging Face does, when stride is above max_length
+  /// less the special tokens added to one text.
+  void enable_truncation(const truncation_params& p) {
+    const std::size_t added = num_special_tokens_to_add(false);
+    if (p.max_length >= added && p.max_length - added < p.stride)
+      throw value_error("tformer::text::tokenizer::enable_truncation: stride " + std::to_string(p.stride) +
+                        " is above the effective max length " + std::to_string(p.max_length - added) + " (max_length " +
+                        std::to_string(p.max_length) + " less " + std::to_string(added) + " special tokens)");
+    truncation_ = p;
+  }
+  void no_truncation() noexcept { truncation_.reset(); }
+  /// @brief The truncation in force (from the file's "truncation" or enable_truncation), if any.
+  const std::optional<truncation_params>& truncation() const noexcept { return truncation_; }
+  /// @brief Padding for encode_single / encode_pair / the batches (Hugging Face's enable_padding).
+  void enable_padding(const padding_params& p = {}) { padding_ = p; }
+  void no_padding() noexcept { padding_.reset(); }
+  /// @brief The padding in force (from the file's "padding" or enable_padding), if any.
+  const std::optional<padding_params>& padding() const noexcept { return padding_; }
+  /// @brief The number of special tokens the post-processor adds to one text or a pair.
+  std::size_t num_special_tokens_to_add(bool pair) const { return post_processor_ ? post_processor_->added_tokens(pair) : 0; }
 
   /// @brief The text of ids: unknown ids are skipped, and special tokens when skip_special_tokens.
   std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = true) const {
@@ -223,6 +280,51 @@ class tokenizer {
   const text::model& model() const { return *model_; }
 
  private:
+  // The model's ids of text: added tokens, normalizer, pre-tokenizer, model; no special tokens.
+  std::vector<std::int32_t> encode_text(std::string_view text) const {
+    std::vector<std::int32_t> ids;
+    const std::string s = sanitize_utf8(text);
+    for (const auto& seg : split_added(s, raw_trie_, 0)) {
+      if (seg.id >= 0) {
+        ids.push_back(seg.id);
+        continue;
+      }
+      const std::string_view raw = std::string_view(s).substr(seg.b, seg.e - seg.b);
+      const std::string norm = normalizer_ ? normalizer_->normalize(raw) : std::string(raw);
+      for (const auto& sub : split_added(norm, normalized_trie_, 0)) {
+        if (sub.id >= 0) {
+          ids.push_back(sub.id);
+          continue;
+        }
+        std::vector<piece> pieces{{norm.substr(sub.b, sub.e - sub.b), seg.b == 0 && sub.b == 0}};
+        if (pre_tokenizer_) pre_tokenizer_->split(pieces);
+        for (const auto& p : pieces) loaded().encode(p.text, ids);
+      }
+    }
+    return ids;
+  }
+  // Hugging Face's post_process before the padding: truncation (room left for the special
+  // tokens), then the post-processor.
+  encoding finish(encoding first, std::optional<encoding> pair, bool add_special_tokens) const {
+    if (truncation_) {
+      truncation_params p = *truncation_;
+      const std::size_t added = num_special_tokens_to_add(pair.has_value());
+      // Hugging Face subtracts without a check: below the special tokens, its max_length wraps
+      // around to a huge number, and nothing is truncated
+      const bool wraps = add_special_tokens && added > p.max_length;
+      if (add_special_tokens) p.max_length -= std::min(added, p.max_length);
+      if (!wraps) truncate_encodings(first, pair ? &*pair : nullptr, p);
+    }
+    return post_process(post_processor_.get(), std::move(first), std::move(pair), add_special_tokens);
+  }
+  // Hugging Face pads each encoding on its own too (to its own length rounded up, or the fixed one).
+  void pad_one(encoding& e) const {
+    std::vector<encoding> one;
+    one.push_back(std::move(e));
+    pad_encodings(one, *padding_);
+    e = std::move(one[0]);
+  }
+
   // The model; a tokenizer made by its default constructor (or moved from) has none.
   const text::model& loaded() const {
     if (!model_) throw value_error("tformer::text::tokenizer: this tokenizer holds no model (default-constructed or moved from)");
@@ -353,6 +455,8 @@ class tokenizer {
   std::unique_ptr<text::model> model_;
   std::unique_ptr<post_processor> post_processor_;
   std::unique_ptr<decoder> decoder_;
+  std::optional<truncation_params> truncation_;
+  std::optional<padding_params> padding_;
   std::vector<added_token> added_;
   std::unordered_map<std::int32_t, added_token> added_by_id_;
   std::unordered_map<std::string, std::int32_t> added_by_content_;
