@@ -1,22 +1,38 @@
 #!/usr/bin/env python3
-"""Writes tests/data/ggml_quants.safetensors: ggml's Q4_0, Q4_1 and Q8_0 as the reference Python
-implementation (gguf-py's gguf.quants) quantizes and dequantizes a few deterministic arrays.
+"""Writes tests/data/ggml_quants.safetensors: ggml's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL as the
+reference implementations quantize and dequantize a few deterministic arrays: gguf-py's gguf.quants
+for every type it quantizes, and for IQ4_NL (which gguf-py only dequantizes) ggml's own C reference,
+quantize_row_iq4_nl_ref, called through ctypes from a libggml-base shared library (GGML_BASE_LIB,
+default /tmp/llcpp/build/bin/libggml-base.so; it must be a build without FMA contraction in that
+function: the script checks its code for fma instructions and refuses otherwise).
 
-Developer machine only (needs `pip install gguf numpy`); tests never run Python. The C++ tests
-(tests/quant/test_q4_0.cpp, test_q4_1.cpp) check that tformer's packed bytes and dequantized floats
-equal these exactly.
+Developer machine only (needs `pip install gguf numpy`, and for IQ4_NL objdump and a built
+libggml-base); tests never run Python. The C++ tests (tests/quant/test_q4_0.cpp, test_q4_1.cpp,
+test_q5_0.cpp, test_q5_1.cpp, test_iq4_nl.cpp) check that tformer's packed bytes and dequantized
+floats equal these exactly.
 
 Tensors (every format sees the same input):
   input                  F32 [16, 64]   rows 0-7 random blocks, rows 8-15 hand-made blocks (below)
   <fmt>                  U8  [16, B]    the packed ggml blocks of each row (B = 64 / 32 * block bytes)
-  <fmt>.dequantized      F32 [16, 64]   gguf.quants.dequantize of those bytes
-for <fmt> in q4_0, q4_1, q8_0. The versions of gguf and numpy are in the metadata.
+  <fmt>.dequantized      F32 [16, 64]   gguf.quants.dequantize of those bytes (IQ4_NL included)
+  input.extra            F32 [4, 64]    8 more hand-made blocks (extra_blocks, below)
+  <fmt>.extra, <fmt>.extra.dequantized   the same for input.extra
+for <fmt> in q4_0, q4_1, q8_0, q5_0, q5_1, iq4_nl (.extra for q5_0, q5_1 and iq4_nl only). The
+versions of gguf and numpy are in the metadata.
+
+IQ4_NL blocks whose largest magnitude is below ggml's GROUP_MAX_EPS (1e-15) get d = 0 from ggml,
+and qs bytes it never writes (its scratch of indices, left over from the previous block or
+uninitialized): the fixture stores qs = 0 there, as tformer does, and checks that d is 0.
 
     python3 tools/make_quant_fixtures.py     # rewrites tests/data/ggml_quants.safetensors
+    GGML_BASE_LIB=/path/to/libggml-base.so python3 tools/make_quant_fixtures.py
 """
+import ctypes
 import json
 import os
+import re
 import struct
+import subprocess
 import sys
 from importlib.metadata import version
 
@@ -76,18 +92,74 @@ def crafted_blocks(rng):
     return b
 
 
+def extra_blocks(rng):
+    """8 blocks for the 5-bit and non-linear formats' edges."""
+    b = []
+    v = rng.uniform(-1, 1, 32)
+    v[17] = 250.0  # one large outlier
+    b.append(v)
+    v = rng.uniform(0, 1, 32)
+    v[5] = -4.0  # the largest magnitude negative, alone
+    b.append(v)
+    b.append(0.5 * (np.arange(32) % 32 - 16))  # Q5_0's own grid at d = 0.5 (max -8): exact round trip
+    # Q5_0 with max 3: d = -0.1875, id inexact: 0.1875 (k + 0.5) lands next to half-integers
+    v = np.array([0.1875 * (k + 0.5) * s for k in range(16) for s in (1, -1)])
+    v[0] = 3.0
+    b.append(v)
+    b.append(np.concatenate([[0.0, 31.0], np.arange(30) % 31 + 0.5]))  # Q5_1 d = 1: halves exactly
+    # IQ4_NL: the levels themselves at max -127 (d0 = 1), and midpoints between neighbouring levels
+    lv = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.float64)
+    b.append(np.concatenate([lv, (lv[:-1] + lv[1:]) / 2, [-127.0]]))
+    v = rng.standard_normal(32) * 1e-16  # below GROUP_MAX_EPS: IQ4_NL d = 0
+    b.append(v)
+    v = rng.standard_normal(32) * 1e-14  # just above it, weights x * x near float's underflow
+    b.append(v)
+    return b
+
+
+def ggml_iq4_nl(x):
+    """IQ4_NL bytes of the rows of x from ggml's quantize_row_iq4_nl_ref (see the top of the file)."""
+    lib_path = os.environ.get("GGML_BASE_LIB", "/tmp/llcpp/build/bin/libggml-base.so")
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib_path], capture_output=True, text=True, check=True).stdout
+    fn = re.search(r"<quantize_row_iq4_nl_ref>:\n(.*?)\n\n", dis, re.S)
+    impl = re.search(r"<quantize_row_iq4_nl_impl[^>]*>:\n(.*?)\n\n", dis, re.S)
+    code = (fn.group(1) if fn else "") + (impl.group(1) if impl else "")
+    if not fn or re.search(r"\bv?f(n)?m(add|sub)", code):
+        raise SystemExit(f"{lib_path}: quantize_row_iq4_nl_ref missing or built with fma contraction")
+    lib = ctypes.CDLL(lib_path)
+    f = lib.quantize_row_iq4_nl_ref
+    f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    f.restype = None
+    rows, cols = x.shape
+    out = np.zeros((rows, cols // 32 * 18), dtype=np.uint8)
+    for r in range(rows):
+        row = np.ascontiguousarray(x[r], dtype=np.float32)
+        f(row.ctypes.data, out[r].ctypes.data, cols)
+        for b in range(cols // 32):
+            if np.abs(row[32 * b : 32 * b + 32]).max() < np.float32(1e-15):
+                assert out[r, 18 * b] == 0 and out[r, 18 * b + 1] == 0, "ggml's d of a block below GROUP_MAX_EPS"
+                out[r, 18 * b + 2 : 18 * b + 18] = 0  # bytes ggml never writes (see the top of the file)
+    return out
+
+
 def main():
     rng = np.random.default_rng(20240611)
     blocks = random_blocks(rng, 16) + crafted_blocks(rng)
     x = np.concatenate(blocks).astype(np.float32).reshape(ROWS, COLS)
 
-    tensors = {"input": x}
-    for name, qtype in (("q4_0", T.Q4_0), ("q4_1", T.Q4_1), ("q8_0", T.Q8_0)):
-        with np.errstate(all="ignore"):
-            packed = quantize(x, qtype)
-            back = dequantize(packed, qtype)
-        tensors[name] = np.ascontiguousarray(packed, dtype=np.uint8)
-        tensors[name + ".dequantized"] = np.ascontiguousarray(back, dtype=np.float32)
+    extra = np.concatenate(extra_blocks(rng)).astype(np.float32).reshape(4, COLS)
+
+    tensors = {"input": x, "input.extra": extra}
+    formats = (("q4_0", T.Q4_0), ("q4_1", T.Q4_1), ("q8_0", T.Q8_0), ("q5_0", T.Q5_0), ("q5_1", T.Q5_1), ("iq4_nl", T.IQ4_NL))
+    for name, qtype in formats:
+        for suffix, data in (("", x), (".extra", extra)):
+            if suffix and name in ("q4_0", "q4_1", "q8_0"):
+                continue
+            with np.errstate(all="ignore"):
+                packed = ggml_iq4_nl(data) if qtype == T.IQ4_NL else quantize(data, qtype)
+                back = dequantize(packed, qtype)
+            tensors[name + suffix] = np.ascontiguousarray(packed, dtype=np.uint8)
+            tensors[name + suffix + ".dequantized"] = np.ascontiguousarray(back, dtype=np.float32)
 
     # safetensors, written directly (8-byte little-endian header size, JSON header, data)
     header, data, offset = {}, [], 0
@@ -98,7 +170,7 @@ def main():
         data.append(raw)
         offset += len(raw)
     header["__metadata__"] = {
-        "source": "tools/make_quant_fixtures.py: gguf.quants.quantize / dequantize",
+        "source": "tools/make_quant_fixtures.py: gguf.quants.quantize / dequantize; IQ4_NL: ggml quantize_row_iq4_nl_ref",
         "gguf": version("gguf"),
         "numpy": np.__version__,
     }

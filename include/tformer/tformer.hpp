@@ -27,9 +27,12 @@
 #include "quant/f32.hpp"
 #include "quant/format.hpp"
 #include "quant/formats.hpp"
+#include "quant/iq4_nl.hpp"
 #include "quant/matrix.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q4_1.hpp"
+#include "quant/q5_0.hpp"
+#include "quant/q5_1.hpp"
 #include "quant/q8_0.hpp"
 
 // ops: free functions on tensor views

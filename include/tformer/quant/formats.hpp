@@ -16,8 +16,11 @@
 #include "f16.hpp"
 #include "f32.hpp"
 #include "format.hpp"
+#include "iq4_nl.hpp"
 #include "q4_0.hpp"
 #include "q4_1.hpp"
+#include "q5_0.hpp"
+#include "q5_1.hpp"
 #include "q8_0.hpp"
 
 namespace tformer::quant {
@@ -27,7 +30,7 @@ template <weight_format... F>
 struct format_list {};
 
 /// @brief Every format tformer ships, in the order visit_format tries them.
-using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1>;
+using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl>;
 
 namespace detail {
 template <class Fn, weight_format... F>
