@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "ggml_format_checks.hpp"
 #include "ggml_test_support.hpp"
 #include "support.hpp"
 
@@ -60,26 +61,15 @@ ggml::report measured("TFORMER_Q4_0_REPORT", "q4_0", "float paths");
 
 constexpr std::int64_t bb = 18;  // bytes per block
 
-/// ggml's MIN(15, (int8_t)(x0 + c)) where x0 is a float variable: volatile makes the compiler round
-/// x0 to float before the add, as ISO C evaluates ggml's two statements (GCC would otherwise
-/// contract the product and the add into one fma). Inputs in [-c, 16).
-std::uint8_t ggml_nibble(float product, float c) {
-  volatile float x0 = product;
-  return static_cast<std::uint8_t>(std::min(15, static_cast<int>(static_cast<std::int8_t>(x0 + c))));
-}
+/// ggml's MIN(15, (int8_t)(x0 + c)) where x0 is a float variable (ggml::ggml_clamped_int8). Inputs
+/// in [-c, 16).
+std::uint8_t ggml_nibble(float product, float c) { return ggml::ggml_clamped_int8(product, c, 15); }
 
 /// ggml's quantize_row_q4_0_ref, written out as in ggml-quants.c.
 void ggml_quantize_row_q4_0_ref(const float* x, std::byte* y, std::int64_t k) {
   constexpr int qk = 32;
   for (std::int64_t i = 0; i < k / qk; ++i) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < qk; ++j) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = ggml::ggml_block_max(x + i * qk);
     const float d = max / -8;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     std::byte* blk = y + i * bb;
@@ -102,12 +92,7 @@ int block_q(const std::byte* p, int t) { return ggml::nibble_at(p + 2, t); }
 
 /// The bound on |x - deq(q(x))| for one weight (see the top of the file).
 double roundtrip_bound(const float* block, int q, std::uint16_t d16) {
-  float amax = 0.0f, max = 0.0f;
-  for (int t = 0; t < 32; ++t)
-    if (amax < std::fabs(block[t])) {
-      amax = std::fabs(block[t]);
-      max = block[t];
-    }
+  const float max = ggml::ggml_block_max(block);
   const double d = max / -8.0f;
   return std::fabs(d) * ((q == 15 ? 1.0 : 0.5) + 0x1p-18) + 8 * std::fabs(d - half_value(d16)) + 1e-45;
 }

@@ -45,25 +45,14 @@ ggml::report measured("TFORMER_Q5_0_REPORT", "q5_0", "float paths");
 
 constexpr std::int64_t bb = 22;  // bytes per block
 
-/// ggml's MIN(31, (int8_t)(x0 + c)) where x0 is a float variable: volatile makes the compiler round
-/// x0 to float before the add, as ISO C evaluates ggml's two statements.
-std::uint8_t ggml_q5(float product, float c) {
-  volatile float x0 = product;
-  return static_cast<std::uint8_t>(std::min(31, static_cast<int>(static_cast<std::int8_t>(x0 + c))));
-}
+/// ggml's MIN(31, (int8_t)(x0 + c)) where x0 is a float variable (ggml::ggml_clamped_int8).
+std::uint8_t ggml_q5(float product, float c) { return ggml::ggml_clamped_int8(product, c, 31); }
 
 /// ggml's quantize_row_q5_0_ref, written out as in ggml-quants.c.
 void ggml_quantize_row_q5_0_ref(const float* x, std::byte* y, std::int64_t k) {
   constexpr int qk = 32;
   for (std::int64_t i = 0; i < k / qk; ++i) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < qk; ++j) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = ggml::ggml_block_max(x + i * qk);
     const float d = max / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     std::byte* blk = y + i * bb;
@@ -101,12 +90,7 @@ int block_q(const std::byte* p, int t) {
 
 /// The bound on |x - deq(q(x))| for one weight (test_q4_0's, with 16 levels below zero).
 double roundtrip_bound(const float* block, int q, std::uint16_t d16) {
-  float amax = 0.0f, max = 0.0f;
-  for (int t = 0; t < 32; ++t)
-    if (amax < std::fabs(block[t])) {
-      amax = std::fabs(block[t]);
-      max = block[t];
-    }
+  const float max = ggml::ggml_block_max(block);
   const double d = max / -16.0f;
   return std::fabs(d) * ((q == 31 ? 1.0 : 0.5) + 0x1p-17) + 16 * std::fabs(d - half_value(d16)) + 1e-45;
 }

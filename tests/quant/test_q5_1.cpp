@@ -151,54 +151,7 @@ TEST_CASE("q5_1 dequantizes bit-exactly as ggml: q * d + m in float", "[quant][q
 }
 
 TEST_CASE("q5_1 quantizes bit-exactly as ggml's quantize_row_q5_1_ref", "[quant][q5_1]") {
-  constexpr std::int64_t k = 32 * 64;
-  std::mt19937 gen(11);
-  // whole rows at one scale each: fp16-subnormal d and m, small, unit, large (min within fp16)
-  for (const float scale : {1e-7f, 3e-4f, 5e-3f, 1.0f, 37.0f, 1e4f, 3e4f}) {
-    auto x = ggml::quantization_row(k, scale, static_cast<std::uint32_t>(gen()));  // zeros, blocks 2 and 4
-    std::fill(x.begin() + 160, x.begin() + 192, 0.7f * scale);                          // block 5: constant
-    for (std::int64_t j = 192; j < 224; ++j) x[static_cast<std::size_t>(j)] = std::fabs(x[static_cast<std::size_t>(j)]) + scale;
-    // block 10: min 0, max 31: d = 1, id = 1, (x - min) * id + 0.5 exact: k + 0.5 -> k + 1
-    for (int t = 0; t < 32; ++t) x[static_cast<std::size_t>(320 + t)] = t == 0 ? 0.0f : t == 1 ? 31.0f : static_cast<float>(t % 31) + 0.5f;
-    // block 11: min -1, max 2: d = 3 / 31 inexact, values next to halves
-    for (int t = 0; t < 32; ++t) x[static_cast<std::size_t>(352 + t)] = -1.0f + (3.0f / 31.0f) * (static_cast<float>(t % 31) + 0.5f);
-    x[352] = -1.0f;
-    x[353] = 2.0f;
-
-    std::vector<std::byte> got(static_cast<std::size_t>(k / 32 * bb)), want(got.size());
-    q5_1::quantize_row(x.data(), got.data(), k);
-    ggml_quantize_row_q5_1_ref(x.data(), want.data(), k);
-    INFO("scale " << scale);
-    REQUIRE(std::memcmp(got.data(), want.data(), got.size()) == 0);
-
-    // the hand-checked blocks
-    CHECK(block_d(got.data() + 2 * bb) == 0x0000);  // all zero: d = 0, m = 0, q = 0
-    CHECK(block_m(got.data() + 2 * bb) == 0x0000);
-    for (int t = 0; t < 32; ++t) REQUIRE(block_q(got.data() + 2 * bb, t) == 0);
-    CHECK(block_d(got.data() + 5 * bb) == 0x0000);  // constant: d = 0, m = the constant, q = 0
-    CHECK(block_m(got.data() + 5 * bb) == half_bits_ref(0.7f * scale));
-    for (int t = 0; t < 32; ++t) REQUIRE(block_q(got.data() + 5 * bb, t) == 0);
-    CHECK(block_d(got.data() + 10 * bb) == 0x3C00);  // d = 1
-    CHECK(block_m(got.data() + 10 * bb) == 0x0000);
-    for (int t = 2; t < 32; ++t) REQUIRE(block_q(got.data() + 10 * bb, t) == t % 31 + 1);
-    CHECK(block_q(got.data() + 10 * bb, 1) == 31);
-    CHECK(block_m(got.data() + 11 * bb) == 0xBC00);  // m = -1
-
-    // round trip within the bound at the top of the file
-    ggml::check_roundtrip<q5_1>(measured, x, got, [](const float* xb, const std::byte* blk) {
-      float min = xb[0], max = min;
-      for (int t = 0; t < 32; ++t) {
-        min = std::min(min, xb[t]);
-        max = std::max(max, xb[t]);
-      }
-      const double d = (max - min) / 31.0f, d16 = half_value(block_d(blk)), m16 = half_value(block_m(blk));
-      return [=](int, float back) {
-        return d * (0.5 + 0x1p-17) + 31 * std::fabs(d - d16) + std::fabs(min - m16) + 0x1p-24 * std::fabs(back) + 1e-45;
-      };
-    });
-  }
-  // quant::matrix<q5_1>::quantize packs rows the same way
-  ggml::check_matrix_packs<q5_1>(ggml_quantize_row_q5_1_ref);
+  ggml::check_offset_quantization<q5_1>(measured, 31, ggml_quantize_row_q5_1_ref, block_q);
 }
 
 TEST_CASE("q5_1 equals the reference fixture's quantize and dequantize byte for byte", "[quant][q5_1]") {
@@ -208,24 +161,7 @@ TEST_CASE("q5_1 equals the reference fixture's quantize and dequantize byte for 
 }
 
 TEST_CASE("q5_1 activations are ggml's Q8_1: q8_0's int8 and scales, plus d_x * sum qx per block", "[quant][q5_1]") {
-  constexpr std::int64_t m = 3, k = 96, ldx = 100;
-  const auto x = ggml::padded_rows(activations_for(m, k, 3), m, k, ldx);  // the padding must never be read
-  const std::size_t q8_bytes = quant::q8_0::activation_bytes(m, k);
-  REQUIRE(q5_1::activation_bytes(m, k) == q8_bytes + m * k);
-  auto a = allocate_aligned<std::byte>(q5_1::activation_bytes(m, k));
-  auto b = allocate_aligned<std::byte>(q8_bytes);
-  std::memset(a.get(), 0, q5_1::activation_bytes(m, k));
-  std::memset(b.get(), 0, q8_bytes);
-  q5_1::prepare_activations(x.data(), ldx, m, k, a.get());
-  quant::q8_0::prepare_activations(x.data(), ldx, m, k, b.get());
-  CHECK(std::memcmp(a.get(), b.get(), q8_bytes) == 0);  // the int8, scales and lane sums of q8_0
-  for (std::int64_t i = 0; i < m; ++i)
-    for (int blk = 0; blk < 3; ++blk) {
-      int sum = 0;
-      for (int t = 0; t < 32; ++t) sum += kern::activations::q(a.get(), k, i)[blk * 32 + t];
-      const float dx = kern::activations::scale(a.get(), k, i)[blk * 8];
-      for (int l = 0; l < 8; ++l) REQUIRE(kern::activation_sums::row(a.get(), m, k, i)[blk * 8 + l] == dx * static_cast<float>(sum));
-    }
+  ggml::check_q8_1_activations<q5_1>();
 }
 
 TEST_CASE("every compiled q5_1 path equals the scalar reference", "[quant][q5_1]") {
@@ -287,42 +223,11 @@ TEST_CASE("q5_1 paths are exact on integer data, every q included", "[quant][q5_
 
 namespace {
 
-/// check_linear's bound for Q5_1's fused product (see the top of the file): the exact weights
-/// q d + m against the rounded w^, the activations' quantization, the roundings of s_b and c_b
-/// and the 2 nb float terms, plus the float product's own sums.
-template <class M>
-std::pair<double, double> q5_1_fused_bound(const tensor<float>& x, const M& wq, const tensor<float>& wd, const std::byte* acts,
-                                           std::int64_t k, std::int64_t i, std::int64_t j, double mag) {
-  const std::int64_t nb = k / 32;
-  double qerr = 0, terms = 0;
-  for (std::int64_t bk = 0; bk < nb; ++bk) {
-    const std::byte* blk = wq.row(j) + bk * bb;
-    const double dx = kern::activations::scale(acts, k, i)[bk * 8];
-    double amax = 0, wsum = 0;
-    for (int t = 0; t < 32; ++t) {
-      const double xt = x(i, bk * 32 + t), wt = wd(j, bk * 32 + t);
-      const double qx = kern::activations::q(acts, k, i)[bk * 32 + t];
-      amax = std::max(amax, std::fabs(xt));
-      wsum += std::fabs(wt);
-      mag += std::fabs(xt * wt);
-      terms += std::fabs(dx * qx) * (std::fabs(half_value(block_d(blk))) * block_q(blk, t) + std::fabs(half_value(block_m(blk))));
-    }
-    qerr += wsum * amax / 254 * (1 + 0x1p-15) * (1 + 0x1p-24) * (1 + 0x1p-24);
-  }
-  const double bound =
-      qerr + 0x1p-24 * mag + (2.0 * static_cast<double>(nb) + 16) * 0x1p-24 * terms * 1.001 + 1e-5 * mag + 1e-30;
-  return {bound, mag};
-}
-
-/// ops::linear with weights in F, q5_1 as it is or int8_activations<q5_1>, every third weight row
-/// off-centre (the offsets matter).
+/// ops::linear with weights in F, q5_1 as it is or int8_activations<q5_1>: the bound is at the top of
+/// the file.
 template <class F>
 void check_linear() {
-  const auto off_centre = [](tensor<float>& wf) {
-    for (std::int64_t j = 0; j < wf.shape()[0]; j += 3)
-      for (std::int64_t t = 0; t < wf.shape()[1]; ++t) wf(j, t) = 0.5f * wf(j, t) + 1.5f;
-  };
-  ggml::check_linear<F>(measured, off_centre, q5_1_fused_bound<quant::matrix<F>>);
+  ggml::check_offset_linear<F>(measured, [](const std::byte* blk, int t) { return block_q(blk, t); });
 }
 
 }  // namespace

@@ -42,6 +42,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q4_0.hpp"  // the nibble layout (unpack, unpack_avx2, unpack_pair_avx512)
 #include "q8_activations.hpp"
@@ -175,12 +176,15 @@ using float_dot = ggml_dot::float_dot<blocks>;
 using ggml_dot::best_float_path;
 using ggml_dot::best_path;
 
+/// @brief The format struct's shared members (ggml_block_format.hpp).
+using format_base = ggml_block_format<block_bytes, &quantize_block, dot, float_dot>;
+
 }  // namespace detail::iq4_nl_kernels
 
 /// @brief ggml's IQ4_NL: blocks of 32 4-bit indices into 16 non-linear int8 levels with one
 /// binary16 scale each (18 bytes, 4.5 bits per weight), bit-exact with ggml, with a fused int8
 /// product for decode (see the top of iq4_nl.hpp).
-struct iq4_nl {
+struct iq4_nl : detail::iq4_nl_kernels::format_base {
   static constexpr const char* name = "iq4_nl";
   static constexpr std::int64_t block_size = detail::iq4_nl_kernels::block;
   static constexpr std::int64_t block_bytes = detail::iq4_nl_kernels::block_bytes;
@@ -189,11 +193,7 @@ struct iq4_nl {
   static constexpr std::int64_t max_fused_rows = detail::iq4_nl_kernels::max_rows;
 
   /// @brief x [n] -> n / 32 blocks (ggml's quantize_row_iq4_nl_ref); n % 32 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::iq4_nl_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::iq4_nl_kernels::format_base::quantize_row;
   /// @brief n / 32 blocks -> y [n]: y[t] = d * (float)kvalues[q_t] (ggml's dequantize_row_iq4_nl;
   /// exact, so contraction cannot change it).
   static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
@@ -209,25 +209,15 @@ struct iq4_nl {
   }
 
   /// @brief Scratch bytes for m rows of k activations (q8_activations::activations).
-  static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept {
-    return detail::q8_activations::bytes(m, k);
-  }
+  using detail::iq4_nl_kernels::format_base::activation_bytes;
   /// @brief x [m, k] (row stride ldx) -> acts: int8 per block of 32 as ggml's Q8_0. k % 32 == 0.
-  static void prepare_activations(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, std::byte* acts) {
-    detail::q8_activations::prepare(x, ldx, m, k, acts);
-  }
+  using detail::iq4_nl_kernels::format_base::prepare_activations;
   /// @brief y[i * ldy + j] = sum_b d_w[j,b] d_x[i,b] sum_t kvalues[qw[j,b,t]] qx[i,b,t] for i < m,
   /// j < n; w points at n packed rows of row_bytes each. Uses the best path compiled in (best_path).
-  static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::iq4_nl_kernels::dot::best(acts, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::iq4_nl_kernels::format_base::fused_product;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// and the weights dequantized in registers (never written to memory). Uses best_float_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::iq4_nl_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::iq4_nl_kernels::format_base::float_product;
 };
 
 static_assert(fused_format<iq4_nl>);

@@ -35,6 +35,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q4_0.hpp"  // the nibble layout (unpack) and ggml's rounding to a nibble (nibble_of)
 #include "q8_activations.hpp"
@@ -150,12 +151,15 @@ using float_dot = ggml_dot::float_dot<blocks>;
 using ggml_dot::best_float_path;
 using ggml_dot::best_path;
 
+/// @brief The format struct's shared members (ggml_block_format.hpp).
+using format_base = ggml_block_format<block_bytes, &quantize_block, dot, float_dot>;
+
 }  // namespace detail::q4_1_kernels
 
 /// @brief ggml's Q4_1: blocks of 32 4-bit weights with a binary16 scale and offset each (20 bytes,
 /// 5 bits per weight), bit-exact with ggml, with a fused int8 product for decode (see the top of
 /// q4_1.hpp).
-struct q4_1 {
+struct q4_1 : detail::q4_1_kernels::format_base {
   static constexpr const char* name = "q4_1";
   static constexpr std::int64_t block_size = detail::q4_1_kernels::block;
   static constexpr std::int64_t block_bytes = detail::q4_1_kernels::block_bytes;
@@ -164,11 +168,7 @@ struct q4_1 {
   static constexpr std::int64_t max_fused_rows = detail::q4_1_kernels::max_rows;
 
   /// @brief x [n] -> n / 32 blocks (ggml's quantize_row_q4_1_ref); n % 32 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::q4_1_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::q4_1_kernels::format_base::quantize_row;
   /// @brief n / 32 blocks -> y [n]: y[j] = (float)q_j * d + m in float (ggml's dequantize_row_q4_1;
   /// the product is exact, so fused or not the sum is rounded once).
   static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
@@ -198,18 +198,12 @@ struct q4_1 {
   /// @brief y[i * ldy + j] = sum_b d_w[j,b] d_x[i,b] sum_t qw[j,b,t] qx[i,b,t] + m_w[j,b] s[i,b], s[i,b] =
   /// d_x[i,b] sum_t qx[i,b,t], for i < m, j < n; w points at n packed rows of row_bytes each. Uses
   /// the best path compiled in (best_path).
-  static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q4_1_kernels::dot::best(acts, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q4_1_kernels::format_base::fused_product;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// x [m, k] and the weights dequantized in registers (never written to memory); w points at n
   /// packed rows of row_bytes each. ops::linear's product for up to 8 activation rows. Uses the
   /// best path compiled in (best_float_path).
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q4_1_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q4_1_kernels::format_base::float_product;
 };
 
 static_assert(fused_format<q4_1>);

@@ -35,6 +35,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q4_0.hpp"  // the nibble layout (unpack, unpack_avx2)
 #include "q8_activations.hpp"
@@ -178,11 +179,14 @@ using float_dot = ggml_dot::float_dot<blocks>;
 using ggml_dot::best_float_path;
 using ggml_dot::best_path;
 
+/// @brief The format struct's shared members (ggml_block_format.hpp).
+using format_base = ggml_block_format<block_bytes, &quantize_block, dot, float_dot>;
+
 }  // namespace detail::q5_0_kernels
 
 /// @brief ggml's Q5_0: blocks of 32 5-bit weights with one binary16 scale each (22 bytes, 5.5 bits
 /// per weight), bit-exact with ggml, with a fused int8 product for decode (see the top of q5_0.hpp).
-struct q5_0 {
+struct q5_0 : detail::q5_0_kernels::format_base {
   static constexpr const char* name = "q5_0";
   static constexpr std::int64_t block_size = detail::q5_0_kernels::block;
   static constexpr std::int64_t block_bytes = detail::q5_0_kernels::block_bytes;
@@ -191,11 +195,7 @@ struct q5_0 {
   static constexpr std::int64_t max_fused_rows = detail::q5_0_kernels::max_rows;
 
   /// @brief x [n] -> n / 32 blocks (ggml's quantize_row_q5_0_ref); n % 32 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::q5_0_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::q5_0_kernels::format_base::quantize_row;
   /// @brief n / 32 blocks -> y [n]: y[t] = (float)(q_t - 16) * d, a float multiply (ggml's
   /// dequantize_row_q5_0; exact, so contraction cannot change it).
   static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
@@ -211,25 +211,15 @@ struct q5_0 {
   }
 
   /// @brief Scratch bytes for m rows of k activations (q8_activations::activations).
-  static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept {
-    return detail::q8_activations::bytes(m, k);
-  }
+  using detail::q5_0_kernels::format_base::activation_bytes;
   /// @brief x [m, k] (row stride ldx) -> acts: int8 per block of 32 as ggml's Q8_0. k % 32 == 0.
-  static void prepare_activations(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, std::byte* acts) {
-    detail::q8_activations::prepare(x, ldx, m, k, acts);
-  }
+  using detail::q5_0_kernels::format_base::prepare_activations;
   /// @brief y[i * ldy + j] = sum_b d_w[j,b] d_x[i,b] sum_t (qw[j,b,t] - 16) qx[i,b,t] for i < m, j < n;
   /// w points at n packed rows of row_bytes each. Uses the best path compiled in (best_path).
-  static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q5_0_kernels::dot::best(acts, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q5_0_kernels::format_base::fused_product;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// and the weights dequantized in registers (never written to memory). Uses best_float_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q5_0_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q5_0_kernels::format_base::float_product;
 };
 
 static_assert(fused_format<q5_0>);
