@@ -94,7 +94,7 @@ inline model_config bart_config(const io::json_fields& f) {
   }
   c.layers = f.integer_at_least("encoder_layers", 1);
   c.decoder_layers = f.integer_at_least("decoder_layers", 1);
-  c.max_positions = f.integer_at_least("max_position_embeddings", 1);
+  c.max_positions = f.integer_at_least_or("max_position_embeddings", 1, 1024);  // BartConfig's and MarianConfig's default
   c.position_offset = is_marian ? 0 : 2;  // BartLearnedPositionalEmbedding's offset
   const std::int64_t d = f.integer_at_least("d_model", 1);
   const std::int64_t heads = detail::same_both_sides(f, "encoder_attention_heads", "decoder_attention_heads");
@@ -103,16 +103,19 @@ inline model_config bart_config(const io::json_fields& f) {
   c.layer.attention = {.d_model = d, .heads = heads, .qkv_bias = true, .out_bias = true};
   c.layer.ffn = {.d_model = d, .d_ff = detail::same_both_sides(f, "encoder_ffn_dim", "decoder_ffn_dim"), .bias = true};
   c.layer.norm_eps = 1e-5f;  // torch.nn.LayerNorm's default, which both models use
-  c.embed_scale = f.boolean_or("scale_embedding", is_marian) ? std::sqrt(static_cast<float>(d)) : 1.0f;
+  // absent: false, as in BartConfig and MarianConfig (Marian checkpoints write true)
+  c.embed_scale = f.boolean_or("scale_embedding", false) ? std::sqrt(static_cast<float>(d)) : 1.0f;
   return c;
 }
 
 /// @brief bart_config of a directory's config.json.
 inline model_config bart_config(const io::hf_directory& dir) { return bart_config(dir.fields()); }
 
-/// @brief The config's activation_function (BART's default "gelu", Marian's "swish").
+/// @brief The config's activation_function; absent, "gelu" (BartConfig's and MarianConfig's
+/// default; Marian checkpoints write "swish").
 inline std::string bart_activation(const io::json_fields& f) {
-  return f.string_or("activation_function", detail::bart_is_marian(f) ? "swish" : "gelu");
+  (void)detail::bart_is_marian(f);
+  return f.string_or("activation_function", "gelu");
 }
 
 /// @brief A BART or Marian model read and loaded from a Hugging Face directory in one call; Spec
