@@ -17,6 +17,14 @@
 
 namespace tformer::test {
 
+/// @brief True in unoptimized builds (the -O0 sanitizer build of CI): exhaustive grids there take
+/// minutes per test, so tests sweep a smaller grid. Optimized builds run the whole grid.
+#if defined(__OPTIMIZE__)
+inline constexpr bool slow_build = false;
+#else
+inline constexpr bool slow_build = true;
+#endif
+
 /// Lengths every kernel is tested on: below, at and around the batch sizes, and long tails.
 inline const std::vector<std::size_t> kernel_lengths = {1, 7, 15, 16, 17, 100, 1000, 4097};
 

@@ -414,14 +414,19 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
   constexpr bool fused = quant::uses_fused_product<F>;
   test::thread_guard guard;
   std::uint32_t seed = 40;
-  for (const std::int64_t k : {32, 96, 768}) {
+  // the unoptimized sanitizer build sweeps a smaller grid: still every path (fused or float rows,
+  // tiles), column tiles (n = 1000) and remainders, in a fraction of the time
+  const std::vector<std::int64_t> ks = test::slow_build ? std::vector<std::int64_t>{32, 96} : std::vector<std::int64_t>{32, 96, 768};
+  const std::vector<std::int64_t> ms =
+      test::slow_build ? std::vector<std::int64_t>{1, 5, 8, 9, 33} : std::vector<std::int64_t>{1, 2, 5, 8, 9, 33, 70};
+  for (const std::int64_t k : ks) {
     for (const std::int64_t n : {1, 17, 1000}) {  // 1000 columns: several column tiles
       auto wf = test::random_tensor(shape{n, k}, seed++);
       tweak(wf);
       const auto wq = quant::matrix<F>::quantize(wf);
       const auto wd = wq.to_float();  // the dequantized weights: exactly what the fused product uses
       const auto bias = test::random_tensor(shape{n}, seed++);
-      for (const std::int64_t m : {1, 2, 5, 8, 9, 33, 70}) {
+      for (const std::int64_t m : ms) {
         const auto xv = activations_for(m, k, seed++);
         tensor<float> x(shape{m, k});
         std::copy(xv.begin(), xv.end(), x.data());
@@ -435,6 +440,13 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
           ops::linear(x, wq, y2, b);
           INFO("k=" << k << " n=" << n << " m=" << m << " bias=" << with_bias << " fused=" << fused);
           REQUIRE(std::memcmp(y1.data(), y2.data(), static_cast<std::size_t>(m * n) * sizeof(float)) == 0);
+          // one assertion per product, not per element (millions of them in the -O0 build): the
+          // first failing element is reported
+          std::int64_t bad = 0, bad_i = -1, bad_j = -1;
+          double bad_err = 0, bad_bound = 0;
+          const auto fail = [&](std::int64_t i, std::int64_t j, double err, double bound) {
+            if (bad++ == 0) bad_i = i, bad_j = j, bad_err = err, bad_bound = bound;
+          };
           if (fused && m <= F::max_fused_rows) {
             // the fused path: exactly F::fused_product (+ bias), and near the float product
             auto acts = allocate_aligned<std::byte>(F::activation_bytes(m, k));
@@ -444,10 +456,10 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
             for (std::int64_t i = 0; i < m; ++i)
               for (std::int64_t j = 0; j < n; ++j) {
                 const float want = with_bias ? yf(i, j) + bias(j) : yf(i, j);
-                REQUIRE(std::bit_cast<std::uint32_t>(y1(i, j)) == std::bit_cast<std::uint32_t>(want));
+                if (std::bit_cast<std::uint32_t>(y1(i, j)) != std::bit_cast<std::uint32_t>(want)) fail(i, j, y1(i, j), want);
                 const auto [bound, mag] = fused_bound(x, wq, wd, acts.get(), k, i, j, with_bias ? std::fabs(bias(j)) : 0.0);
                 const double err = std::fabs(static_cast<double>(y1(i, j)) - ref(i, j));
-                REQUIRE(err <= bound);
+                if (!(err <= bound)) fail(i, j, err, bound);
                 measured.fused_err = std::max(measured.fused_err, err / bound);
                 if (mag > 0) measured.fused_rel = std::max(measured.fused_rel, err / mag);
               }
@@ -456,12 +468,17 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
             for (std::int64_t i = 0; i < m; ++i)
               for (std::int64_t j = 0; j < n; ++j) {
                 double mag = with_bias ? std::fabs(bias(j)) : 0.0;
-                for (std::int64_t t = 0; t < k; ++t) mag += std::fabs(static_cast<double>(x(i, t)) * wd(j, t));
+                const float* xi = x.data() + i * k;
+                const float* wj = wd.data() + j * k;
+                for (std::int64_t t = 0; t < k; ++t) mag += std::fabs(static_cast<double>(xi[t]) * wj[t]);
                 const double err = std::fabs(static_cast<double>(y1(i, j)) - ref(i, j));
-                REQUIRE(err <= 1e-5 * mag + 1e-30);
+                if (!(err <= 1e-5 * mag + 1e-30)) fail(i, j, err, 1e-5 * mag + 1e-30);
                 if (mag > 0) measured.tiles_rel = std::max(measured.tiles_rel, err / mag);
               }
           }
+          INFO("first failure at i=" << bad_i << " j=" << bad_j << ": " << bad_err << " vs " << bad_bound
+                                     << " (for the fused path's bit check: got vs want)");
+          REQUIRE(bad == 0);
         }
       }
     }

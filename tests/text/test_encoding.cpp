@@ -18,9 +18,10 @@ text::encoding enc(std::vector<std::int32_t> ids, std::int32_t type_id = 0) { re
 }  // namespace
 
 TEST_CASE("encoding: pairs, truncation and padding match Hugging Face on the corpus", "[text]") {
-  const auto r = tformer::test::check_encodings();
+  // the unoptimized sanitizer build checks a fifth of each case's inputs (all of them take minutes there)
+  const auto r = tformer::test::check_encodings("", 3, tformer::test::slow_build ? 0.2 : 1.0);
   CHECK(r.cases >= 100);
-  CHECK(r.inputs >= 50000);
+  CHECK(r.inputs >= (tformer::test::slow_build ? 10000u : 50000u));
   CHECK(r.errors > 0);  // only_first / only_second that cannot be met are among them
   CHECK(r.mismatches == 0);
 }
