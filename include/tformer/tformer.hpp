@@ -27,6 +27,7 @@
 #include "quant/f32.hpp"
 #include "quant/format.hpp"
 #include "quant/formats.hpp"
+#include "quant/hadamard.hpp"
 #include "quant/iq4_nl.hpp"
 #include "quant/matrix.hpp"
 #include "quant/q4_0.hpp"
