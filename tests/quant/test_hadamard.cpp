@@ -3,6 +3,9 @@
 // products equal to the unrotated ones (f32: to float rounding; q4_0: less error on weights with
 // outlier columns, the reason rotations exist); every product path (float rows, fused int8, tiles);
 // rotated queries and keys keep their dot products; bad row lengths.
+#include <tformer/io/checkpoint.hpp>
+#include <tformer/nn/linear.hpp>
+#include <tformer/nn/parameters.hpp>
 #include <tformer/ops/matmul.hpp>
 #include <tformer/quant/formats.hpp>
 #include <tformer/quant/hadamard.hpp>
@@ -10,6 +13,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -239,4 +244,21 @@ TEST_CASE("hadamard: rows that are not whole blocks, and tensors that cannot be 
   CHECK(rmsg.find("32") != std::string::npos);
   tensor<float> empty(shape{0, 64});
   CHECK_NOTHROW(quant::hadamard_rotation<64>::rotate_rows(empty));
+}
+
+TEST_CASE("hadamard weights go through tformer's safetensors files as their bytes", "[quant][hadamard][io]") {
+  using F = quant::hadamard<quant::q4_0>;
+  nn::linear<F> a(128, 6), b(128, 6);
+  nn::init_random(a, 12);
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_hadamard.safetensors";
+  io::save_safetensors(a, path);
+  const io::safetensors_file f(path);
+  CHECK(f.metadata().at(io::formats_metadata_key).find("\"hadamard64_q4_0\"") != std::string::npos);
+  io::load_safetensors(b, f, io::identity_map(b));
+  CHECK(std::memcmp(a.weight.data(), b.weight.data(), a.weight.size_bytes()) == 0);
+  nn::linear<quant::q4_0> plain(128, 6);  // another format: not dequantized through a rotation it does not know
+  const auto msg = test::thrown_message<error>([&] { io::load_safetensors(plain, f, io::identity_map(plain)); });
+  INFO(msg);
+  CHECK(msg.find("hadamard64_q4_0") != std::string::npos);
+  std::filesystem::remove(path);
 }

@@ -24,8 +24,11 @@
 //                                       F's rounding). Use it as any format:
 //                                         struct spec : llama_spec { using weights = quant::hadamard<quant::q4_0>; };
 //
-// The rotated format has no ggml_type and no file_dtype: its bytes are not those of F's file type
-// (a reader without the rotation would take them for W), so GGUF and safetensors files do not hold it.
+// The rotated format has no ggml_type and no file_dtype: its bytes are not those of F's file type (a
+// reader without the rotation would take them for W), so GGUF files do not hold it. tformer's own
+// safetensors files do, under its name ("hadamard64_q4_0" in the tformer.formats metadata), and a
+// model with the same format loads them as they are. It is not in quant::known: a file of it does
+// not load into a model of another format.
 #pragma once
 
 #include <array>
