@@ -28,13 +28,17 @@
 #include "quant/format.hpp"
 #include "quant/formats.hpp"
 #include "quant/hadamard.hpp"
+#include "quant/int4_group.hpp"
+#include "quant/int8_channel.hpp"
 #include "quant/iq4_nl.hpp"
+#include "quant/matmul_integer.hpp"
 #include "quant/matrix.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q4_1.hpp"
 #include "quant/q5_0.hpp"
 #include "quant/q5_1.hpp"
 #include "quant/q8_0.hpp"
+#include "quant/quantize_linear.hpp"
 
 // ops: free functions on tensor views
 #include "ops/attention.hpp"

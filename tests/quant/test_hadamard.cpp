@@ -242,6 +242,11 @@ TEST_CASE("hadamard: rows that are not whole blocks, and tensors that cannot be 
   INFO(rmsg);
   CHECK(rmsg.find("48") != std::string::npos);
   CHECK(rmsg.find("32") != std::string::npos);
+  // a format with a row header keeps it: int8_channel's per-row scale, then the rotated row
+  using G = quant::hadamard<quant::int8_channel>;
+  STATIC_REQUIRE(quant::row_bytes<G>(128) == quant::row_bytes<quant::int8_channel>(128));
+  const auto w = test::random_tensor(shape{3, 128}, 2);
+  CHECK(max_abs_diff(quant::matrix<G>::quantize(w).to_float(), w) <= 0.02);
   tensor<float> empty(shape{0, 64});
   CHECK_NOTHROW(quant::hadamard_rotation<64>::rotate_rows(empty));
 }

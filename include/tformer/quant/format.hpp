@@ -20,6 +20,10 @@
 //   static constexpr std::uint32_t ggml_type the ggml / GGUF type id whose blocks are this format's
 //                                            bytes (F32 0, F16 1, Q8_0 8, BF16 30, ...): GGUF files
 //                                            load and save them as they are (io/gguf.hpp)
+//   static constexpr std::int64_t row_header_bytes   bytes at the start of every row, before its
+//                                            blocks (a per-row scale: int8_channel); row_bytes
+//                                            counts them, quantize_row / dequantize_row and the
+//                                            products get whole rows
 //   fused product for few activation rows (decode): see fused_format.
 //   float product for few activation rows (decode): see float_product_format.
 #pragma once
@@ -106,10 +110,20 @@ concept ggml_format = weight_format<F> && requires {
   { F::ggml_type } -> std::convertible_to<std::uint32_t>;
 };
 
-/// @brief Bytes of one row of cols weights in format F (cols a multiple of F::block_size).
+/// @brief A format whose rows start with a header of row_header_bytes (a per-row scale).
+template <class F>
+concept row_header_format = weight_format<F> && requires {
+  { F::row_header_bytes } -> std::convertible_to<std::int64_t>;
+};
+
+/// @brief Bytes of one row of cols weights in format F (cols a multiple of F::block_size): its
+/// blocks, after F::row_header_bytes for a format with a row header.
 template <weight_format F>
 constexpr std::int64_t row_bytes(std::int64_t cols) noexcept {
-  return cols / F::block_size * F::block_bytes;
+  if constexpr (row_header_format<F>)
+    return static_cast<std::int64_t>(F::row_header_bytes) + cols / F::block_size * F::block_bytes;
+  else
+    return cols / F::block_size * F::block_bytes;
 }
 
 /// @brief quantize_row / dequantize_row of a format that stores each weight as one E (f16, bf16),

@@ -192,6 +192,14 @@ constexpr auto hadamard_name_chars() {
 }
 template <std::int64_t B, weight_format F>
 inline constexpr auto hadamard_name = hadamard_name_chars<B, F>();
+
+// F's row header, when it has one (int8_channel's per-row scale)
+template <class F>
+struct row_header_of {};
+template <row_header_format F>
+struct row_header_of<F> {
+  static constexpr std::int64_t row_header_bytes = F::row_header_bytes;
+};
 }  // namespace detail
 
 /// @brief Format F on Hadamard-rotated rows (see the top of hadamard.hpp): quantize_row stores
@@ -202,7 +210,7 @@ inline constexpr auto hadamard_name = hadamard_name_chars<B, F>();
 /// @tparam F the format of the rotated rows.
 /// @tparam Block the Hadamard block (a power of two); rows are multiples of lcm(Block, F's block).
 template <weight_format F, std::int64_t Block = 64, class R = hadamard_rotation<Block>>
-struct hadamard {
+struct hadamard : detail::row_header_of<F> {
   static_assert(!requires { typename F::rotation; }, "a rotated format inside quant::hadamard: rotate once");
   using inner = F;
   using rotation = R;
