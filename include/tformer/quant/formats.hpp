@@ -16,9 +16,12 @@
 #include "f16.hpp"
 #include "f32.hpp"
 #include "format.hpp"
+#include "fp8.hpp"
 #include "int4_group.hpp"
 #include "int8_channel.hpp"
 #include "iq4_nl.hpp"
+#include "mxfp4.hpp"
+#include "nvfp4.hpp"
 #include "q4_0.hpp"
 #include "q4_1.hpp"
 #include "q5_0.hpp"
@@ -32,7 +35,7 @@ template <weight_format... F>
 struct format_list {};
 
 /// @brief Every format tformer ships, in the order visit_format tries them.
-using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>>;
+using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>, fp8_e4m3, fp8_e5m2, mxfp4, nvfp4>;
 
 namespace detail {
 template <class Fn, weight_format... F>
