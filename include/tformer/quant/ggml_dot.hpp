@@ -14,6 +14,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "../config.hpp"
 #include "../core/error.hpp"
@@ -75,22 +76,17 @@ concept block_policy = requires(const std::byte* p, typename B::int_type (&buf)[
 /// @brief The scale d_w of the block at p, as float (exact).
 inline float scale_of(const std::byte* p) noexcept { return q8_activations::half_at(p); }
 
-/// @brief Calls fn.template operator()<R>(i0) for each group of R <= max_rows activation rows
+/// @brief Calls fn.template operator()<R>(i0) for each group of R <= MaxRows activation rows
 /// starting at i0, with R a compile-time constant (the SIMD paths keep R accumulators in registers).
-template <class Fn>
+/// Every quant kernel's row grouping (MaxRows 8 for the decode products, 4 for matmul_integer).
+template <std::int64_t MaxRows = max_rows, class Fn>
 void for_row_groups(std::int64_t m, Fn&& fn) {
-  for (std::int64_t i0 = 0; i0 < m; i0 += max_rows) {
-    switch (std::min(max_rows, m - i0)) {
-      case 1: fn.template operator()<1>(i0); break;
-      case 2: fn.template operator()<2>(i0); break;
-      case 3: fn.template operator()<3>(i0); break;
-      case 4: fn.template operator()<4>(i0); break;
-      case 5: fn.template operator()<5>(i0); break;
-      case 6: fn.template operator()<6>(i0); break;
-      case 7: fn.template operator()<7>(i0); break;
-      default: fn.template operator()<8>(i0); break;
-    }
-  }
+  static_assert(MaxRows >= 1 && MaxRows <= 8, "row groups of 1 to 8 rows");
+  const auto call = [&]<std::int64_t... R>(std::int64_t rows, std::int64_t i0, std::integer_sequence<std::int64_t, R...>) {
+    ((rows == R + 1 ? (fn.template operator()<R + 1>(i0), true) : false) || ...);
+  };
+  for (std::int64_t i0 = 0; i0 < m; i0 += MaxRows)
+    call(std::min(MaxRows, m - i0), i0, std::make_integer_sequence<std::int64_t, MaxRows>{});
 }
 
 #if defined(TFORMER_GGML_DOT_AVX2)

@@ -54,6 +54,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "ggml_dot.hpp"  // for_row_groups, hsum
 #include "quantize_linear.hpp"  // dynamic_quantization_of, round_half_even
 
 #if defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
@@ -114,31 +115,10 @@ struct layout {
   }
 };
 
-/// @brief Calls fn.template operator()<R>(i0) for each group of R <= max_rows activation rows.
-template <class Fn>
-void for_row_groups(std::int64_t m, Fn&& fn) {
-  for (std::int64_t i0 = 0; i0 < m; i0 += max_rows) {
-    switch (std::min(max_rows, m - i0)) {
-      case 1: fn.template operator()<1>(i0); break;
-      case 2: fn.template operator()<2>(i0); break;
-      case 3: fn.template operator()<3>(i0); break;
-      case 4: fn.template operator()<4>(i0); break;
-      case 5: fn.template operator()<5>(i0); break;
-      case 6: fn.template operator()<6>(i0); break;
-      case 7: fn.template operator()<7>(i0); break;
-      default: fn.template operator()<8>(i0); break;
-    }
-  }
-}
-
+using ggml_dot::for_row_groups;  // groups of up to max_rows activation rows
+static_assert(max_rows == ggml_dot::max_rows);
 #if defined(TFORMER_CHANNEL_DOT_AVX2)
-/// @brief The 8 lanes of v, summed (halves, then pairs).
-inline float hsum(__m256 v) noexcept {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using ggml_dot::hsum;
 #endif
 
 /// @brief The float-activation product over rows in layout L: y[i * ldy + j] = finish(sum_t

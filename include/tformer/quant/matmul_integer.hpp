@@ -42,6 +42,7 @@
 #include "../core/memory.hpp"
 #include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
+#include "ggml_dot.hpp"         // for_row_groups
 #include "quantize_linear.hpp"  // onnx_integer
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
@@ -111,14 +112,7 @@ inline constexpr std::int64_t max_rows = 4;      // rows of A per micro-kernel c
 /// @brief Calls fn.template operator()<R>(r0) for row groups of R <= 4 rows.
 template <class Fn>
 void for_row_groups(std::int64_t rows, Fn&& fn) {
-  for (std::int64_t r0 = 0; r0 < rows; r0 += max_rows) {
-    switch (std::min(max_rows, rows - r0)) {
-      case 1: fn.template operator()<1>(r0); break;
-      case 2: fn.template operator()<2>(r0); break;
-      case 3: fn.template operator()<3>(r0); break;
-      default: fn.template operator()<4>(r0); break;
-    }
-  }
+  ggml_dot::for_row_groups<max_rows>(rows, fn);
 }
 
 /// @brief Runs panel(j0, cols) for the panels of panel_cols columns, in parallel.
