@@ -156,9 +156,25 @@ std::set<std::size_t>& probes() {
   return p;
 }
 
+// True when every linear's rows are whole blocks of F (SmolLM2's 576-wide rows are not whole
+// 256-weight super-blocks: llama.cpp stores those tensors in a fallback type, as quant::fallback does)
+template <class F>
+constexpr bool fits_stack() {
+  for (const auto& s : layer_shapes)
+    if (s.k % F::block_size != 0) return false;
+  return true;
+}
+
 template <class F>
 void register_format() {
   const std::string name = F::name;
+  if constexpr (!fits_stack<F>()) {
+    benchmark::RegisterBenchmark(("quant/decode/" + name).c_str(), [](benchmark::State& state) {
+      state.SkipWithError((std::string(F::name) + ": the stack's rows of 576 are not whole blocks of " +
+                           std::to_string(F::block_size)).c_str());
+    });
+    return;
+  }
   for (const int t : thread_counts) {
     const std::string tn = "/t:" + std::to_string(t);
     benchmark::RegisterBenchmark(("quant/decode/" + name + tn).c_str(), bm_decode<F>, t, 1e-4)->UseRealTime();

@@ -39,9 +39,13 @@
 #include "quant/nvfp4.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q4_1.hpp"
+#include "quant/q4_k.hpp"
 #include "quant/q5_0.hpp"
 #include "quant/q5_1.hpp"
+#include "quant/q5_k.hpp"
+#include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
+#include "quant/q8_k.hpp"
 #include "quant/quantize_linear.hpp"
 
 // ops: free functions on tensor views

@@ -296,7 +296,16 @@ TEST_CASE("gguf-py's file: read into matrices, as stored or converted", "[gguf]"
   CHECK_THROWS_AS(f.read("f32.rank1", blocks), shape_error);
 
   // Types tformer has no format for.
-  for (const auto& [name, type] : {std::pair{"i32.rank1", "I32"}, std::pair{"q5_k.rank2", "Q5_K"}}) {
+  // gguf-py's Q5_K tensor (random bytes) reads as quant::q5_k, as it is, and loads as its floats.
+  quant::matrix<quant::q5_k> q5k;
+  f.read("q5_k.rank2", q5k);
+  CHECK(q5k.shape() == shape{1, 256});
+  CHECK(std::memcmp(q5k.data(), f.bytes(f.at("q5_k.rank2")).data(), q5k.size_bytes()) == 0);
+  const auto q5k_float = f.load_float("q5_k.rank2");
+  const auto q5k_want = q5k.to_float();
+  CHECK(std::memcmp(q5k_float.data(), q5k_want.data(), 256 * sizeof(float)) == 0);
+
+  for (const auto& [name, type] : {std::pair{"i32.rank1", "I32"}}) {
     const auto msg = message_of<dtype_error>([&] { (void)f.load_float(name); });
     CHECK(msg.find(std::string("unsupported type ") + type + " for tensor '" + name + "'") != std::string::npos);
     CHECK(msg.find("gguf_reference.gguf") != std::string::npos);
@@ -556,7 +565,7 @@ TEST_CASE("visit_ggml_type finds the format of a ggml type id", "[gguf][formats]
     CHECK(seen == id);
   }
   bool called = false;
-  CHECK_FALSE(quant::visit_ggml_type(13, [&](auto) { called = true; }));  // Q5_K: no tformer format
+  CHECK_FALSE(quant::visit_ggml_type(16, [&](auto) { called = true; }));  // IQ2_XXS: no tformer format
   CHECK_FALSE(quant::visit_ggml_type(4000, [&](auto) { called = true; }));
   CHECK_FALSE(called);
   // The type table agrees with the formats that declare a ggml type.

@@ -24,8 +24,11 @@
 #include "nvfp4.hpp"
 #include "q4_0.hpp"
 #include "q4_1.hpp"
+#include "q4_k.hpp"
 #include "q5_0.hpp"
 #include "q5_1.hpp"
+#include "q5_k.hpp"
+#include "q6_k.hpp"
 #include "q8_0.hpp"
 
 namespace tformer::quant {
@@ -35,7 +38,7 @@ template <weight_format... F>
 struct format_list {};
 
 /// @brief Every format tformer ships, in the order visit_format tries them.
-using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>, fp8_e4m3, fp8_e5m2, mxfp4, nvfp4>;
+using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>, fp8_e4m3, fp8_e5m2, mxfp4, nvfp4, q4_k, q5_k, q6_k>;
 
 namespace detail {
 template <class Fn, weight_format... F>
