@@ -32,11 +32,14 @@
 #include "quant/int4_group.hpp"
 #include "quant/int8_channel.hpp"
 #include "quant/iq4_nl.hpp"
+#include "quant/iq4_xs.hpp"
 #include "quant/lowfloat.hpp"
 #include "quant/matmul_integer.hpp"
 #include "quant/matrix.hpp"
 #include "quant/mxfp4.hpp"
 #include "quant/nvfp4.hpp"
+#include "quant/q2_k.hpp"
+#include "quant/q3_k.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q4_1.hpp"
 #include "quant/q4_k.hpp"
@@ -47,6 +50,7 @@
 #include "quant/q8_0.hpp"
 #include "quant/q8_k.hpp"
 #include "quant/quantize_linear.hpp"
+#include "quant/tq2_0.hpp"
 
 // ops: free functions on tensor views
 #include "ops/attention.hpp"

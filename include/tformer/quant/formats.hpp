@@ -20,8 +20,11 @@
 #include "int4_group.hpp"
 #include "int8_channel.hpp"
 #include "iq4_nl.hpp"
+#include "iq4_xs.hpp"
 #include "mxfp4.hpp"
 #include "nvfp4.hpp"
+#include "q2_k.hpp"
+#include "q3_k.hpp"
 #include "q4_0.hpp"
 #include "q4_1.hpp"
 #include "q4_k.hpp"
@@ -30,6 +33,7 @@
 #include "q5_k.hpp"
 #include "q6_k.hpp"
 #include "q8_0.hpp"
+#include "tq2_0.hpp"
 
 namespace tformer::quant {
 
@@ -38,7 +42,7 @@ template <weight_format... F>
 struct format_list {};
 
 /// @brief Every format tformer ships, in the order visit_format tries them.
-using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>, fp8_e4m3, fp8_e5m2, mxfp4, nvfp4, q4_k, q5_k, q6_k>;
+using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>, fp8_e4m3, fp8_e5m2, mxfp4, nvfp4, q4_k, q5_k, q6_k, tq2_0, iq4_xs, q3_k, q2_k>;
 
 namespace detail {
 template <class Fn, weight_format... F>
