@@ -24,6 +24,7 @@
 // quant: weight formats (tag types), packed matrices, the registry of formats by name
 #include "quant/bf16.hpp"
 #include "quant/f16.hpp"
+#include "quant/fallback.hpp"
 #include "quant/f32.hpp"
 #include "quant/format.hpp"
 #include "quant/formats.hpp"

@@ -706,7 +706,8 @@ class gguf_file {
   }
 
   /// @brief Tensor name into m as a [rows, cols] matrix (rows = the product of the outer extents,
-  /// cols = ne[0]): its bytes as they are when F's ggml_type is the tensor's type, otherwise
+  /// cols = ne[0]): its bytes as they are when F's ggml type for rows of cols (ggml_type_for) is
+  /// the tensor's type, otherwise
   /// dequantized and quantized to F row by row. A default-constructed m takes the tensor's shape;
   /// any other must have it (shape_error otherwise).
   template <quant::weight_format F>
@@ -721,11 +722,9 @@ class gguf_file {
                         " matrix to read it into is " + m.shape().to_string());
     }
     const std::byte* src = bytes(t).data();
-    if constexpr (quant::ggml_format<F>) {
-      if (static_cast<std::uint32_t>(F::ggml_type) == t.ggml_type) {
-        if (t.bytes > 0) std::memcpy(m.data(), src, static_cast<std::size_t>(t.bytes));
-        return;
-      }
+    if (quant::ggml_type_for<F>(cols) == static_cast<long long>(t.ggml_type)) {
+      if (t.bytes > 0) std::memcpy(m.data(), src, static_cast<std::size_t>(t.bytes));
+      return;
     }
     const bool ok = quant::visit_ggml_type(t.ggml_type, [&](auto fmt) {
       using G = decltype(fmt);
@@ -815,13 +814,14 @@ class gguf_writer {
     return *this;
   }
 
-  /// @brief Adds m, a [rows, cols] matrix in a ggml format, as ne = {cols, rows} of its ggml type.
-  template <quant::ggml_format F>
+  /// @brief Adds m, a [rows, cols] matrix in a ggml format, as ne = {cols, rows} of its ggml type
+  /// (for rows of cols: quant::ggml_type_for).
+  template <quant::gguf_storable F>
   gguf_writer& add_tensor(std::string name, const quant::matrix<F>& m) {
-    return add_raw(std::move(name), static_cast<std::uint32_t>(F::ggml_type), {m.rows(), m.cols()},
+    return add_raw(std::move(name), static_cast<std::uint32_t>(quant::ggml_type_for<F>(m.cols())), {m.rows(), m.cols()},
                    {m.data(), m.size_bytes()});
   }
-  template <quant::ggml_format F>
+  template <quant::gguf_storable F>
   gguf_writer& add_tensor(std::string name, const quant::matrix<F>&& m) = delete;  // would dangle
 
   /// @brief Adds a contiguous tensor of float (F32), f16 (F16), bf16 (BF16), int8 (I8) or int32 (I32).
@@ -1025,7 +1025,7 @@ void save_gguf(M& m, const std::filesystem::path& path, const std::vector<gguf_k
         using P = std::remove_cvref_t<decltype(p)>;
         if constexpr (quant::is_matrix<P>) {
           using F = typename P::format;
-          if constexpr (quant::ggml_format<F>)
+          if constexpr (quant::gguf_storable<F>)
             w.add_tensor(name, p);
           else
             problems.push_back("parameter '" + name + "' is in format " + F::name + ", which has no ggml type");

@@ -24,6 +24,14 @@
 //                                            blocks (a per-row scale: int8_channel); row_bytes
 //                                            counts them, quantize_row / dequantize_row and the
 //                                            products get whole rows
+//   static constexpr std::int64_t row_bytes_of(std::int64_t cols)
+//                                            bytes of a row of cols weights, for a format whose
+//                                            layout depends on the row's length (quant::fallback:
+//                                            a K-quant's super-blocks where they fit, 32-weight
+//                                            blocks otherwise); row_bytes returns it
+//   static std::uint32_t ggml_type_of(std::int64_t cols)
+//                                            the ggml type of a row of cols weights, for such a
+//                                            format (see ggml_type_for)
 //   fused product for few activation rows (decode): see fused_format.
 //   float product for few activation rows (decode): see float_product_format.
 #pragma once
@@ -116,11 +124,42 @@ concept row_header_format = weight_format<F> && requires {
   { F::row_header_bytes } -> std::convertible_to<std::int64_t>;
 };
 
+/// @brief A format whose row layout depends on the row's length (row_bytes_of, see the top).
+template <class F>
+concept row_length_format = weight_format<F> && requires(std::int64_t cols) {
+  { F::row_bytes_of(cols) } -> std::convertible_to<std::int64_t>;
+};
+
+/// @brief A format whose rows have a ggml type that depends on their length (ggml_type_of).
+template <class F>
+concept ggml_row_format = weight_format<F> && requires(std::int64_t cols) {
+  { F::ggml_type_of(cols) } -> std::convertible_to<std::uint32_t>;
+};
+
+/// @brief A format that GGUF files hold: a ggml type for all rows, or one per row length.
+template <class F>
+concept gguf_storable = ggml_format<F> || ggml_row_format<F>;
+
+/// @brief The ggml type of a row of cols weights in F (F::ggml_type, or F::ggml_type_of(cols)),
+/// or -1 when F has none.
+template <weight_format F>
+constexpr long long ggml_type_for(std::int64_t cols) noexcept {
+  if constexpr (ggml_format<F>)
+    return static_cast<long long>(static_cast<std::uint32_t>(F::ggml_type));
+  else if constexpr (ggml_row_format<F>)
+    return static_cast<long long>(static_cast<std::uint32_t>(F::ggml_type_of(cols)));
+  else
+    return -1;
+}
+
 /// @brief Bytes of one row of cols weights in format F (cols a multiple of F::block_size): its
-/// blocks, after F::row_header_bytes for a format with a row header.
+/// blocks, after F::row_header_bytes for a format with a row header; F::row_bytes_of(cols) for a
+/// format whose layout depends on the row's length.
 template <weight_format F>
 constexpr std::int64_t row_bytes(std::int64_t cols) noexcept {
-  if constexpr (row_header_format<F>)
+  if constexpr (row_length_format<F>)
+    return F::row_bytes_of(cols);
+  else if constexpr (row_header_format<F>)
     return static_cast<std::int64_t>(F::row_header_bytes) + cols / F::block_size * F::block_bytes;
   else
     return cols / F::block_size * F::block_bytes;

@@ -15,6 +15,7 @@
 #include "bf16.hpp"
 #include "f16.hpp"
 #include "f32.hpp"
+#include "fallback.hpp"
 #include "format.hpp"
 #include "fp8.hpp"
 #include "int4_group.hpp"
@@ -23,9 +24,9 @@
 #include "iq4_xs.hpp"
 #include "mxfp4.hpp"
 #include "nvfp4.hpp"
+#include "q4_0.hpp"
 #include "q2_k.hpp"
 #include "q3_k.hpp"
-#include "q4_0.hpp"
 #include "q4_1.hpp"
 #include "q4_k.hpp"
 #include "q5_0.hpp"
@@ -42,7 +43,13 @@ template <weight_format... F>
 struct format_list {};
 
 /// @brief Every format tformer ships, in the order visit_format tries them.
-using known = format_list<f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>, fp8_e4m3, fp8_e5m2, mxfp4, nvfp4, q4_k, q5_k, q6_k, tq2_0, iq4_xs, q3_k, q2_k>;
+using known = format_list<f32, f16, bf16,                                                      // plain elements
+                          q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl,                                  // ggml, 32-weight blocks
+                          q4_k, q5_k, q6_k, q3_k, q2_k, iq4_xs, tq2_0,                           // ggml, 256-weight blocks
+                          q4_k_or_q5_0, q5_k_or_q5_1, q6_k_or_q8_0, q3_k_or_q4_0, q2_k_or_q4_0,  // llama.cpp's fallbacks
+                          iq4_xs_or_iq4_nl,                                                      //   (quant/fallback.hpp)
+                          int8_channel, uint8_channel, int4_group<32>, int4_group<64>, int4_group<128>,
+                          fp8_e4m3, fp8_e5m2, mxfp4, nvfp4>;
 
 namespace detail {
 template <class Fn, weight_format... F>

@@ -192,14 +192,6 @@ constexpr auto hadamard_name_chars() {
 }
 template <std::int64_t B, weight_format F>
 inline constexpr auto hadamard_name = hadamard_name_chars<B, F>();
-
-// F's row header, when it has one (int8_channel's per-row scale)
-template <class F>
-struct row_header_of {};
-template <row_header_format F>
-struct row_header_of<F> {
-  static constexpr std::int64_t row_header_bytes = F::row_header_bytes;
-};
 }  // namespace detail
 
 /// @brief Format F on Hadamard-rotated rows (see the top of hadamard.hpp): quantize_row stores
@@ -210,7 +202,7 @@ struct row_header_of<F> {
 /// @tparam F the format of the rotated rows.
 /// @tparam Block the Hadamard block (a power of two); rows are multiples of lcm(Block, F's block).
 template <weight_format F, std::int64_t Block = 64, class R = hadamard_rotation<Block>>
-struct hadamard : detail::row_header_of<F> {
+struct hadamard {
   static_assert(!requires { typename F::rotation; }, "a rotated format inside quant::hadamard: rotate once");
   using inner = F;
   using rotation = R;
@@ -218,6 +210,8 @@ struct hadamard : detail::row_header_of<F> {
   static constexpr std::int64_t block_size = std::lcm(Block, static_cast<std::int64_t>(F::block_size));
   static constexpr std::int64_t block_bytes = block_size / F::block_size * F::block_bytes;
   static constexpr double bits_per_weight = F::bits_per_weight;
+  /// @brief F's row bytes (a row header, a layout that depends on the row's length included).
+  static constexpr std::int64_t row_bytes_of(std::int64_t cols) noexcept { return row_bytes<F>(cols); }
 
   /// @brief x [n] -> F's blocks of Q x; n % block_size == 0.
   static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
