@@ -29,63 +29,38 @@ value): every value an exact float.
 
     /work/venv/bin/python tools/make_kquant_fixtures.py     # rewrites tests/data/ggml_kquants.safetensors
 """
-import ctypes
-import json
 import os
-import re
-import struct
-import subprocess
 import sys
-from importlib.metadata import version
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize
 
+import ggml_ref
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "ggml_kquants.safetensors")
-LIB = os.environ.get("GGML_BASE_LIB", "/tmp/llcpp/build/bin/libggml-base.so")
 BLOCK_BYTES = {"q4_k": 144, "q5_k": 176, "q6_k": 210, "q8_k": 292}
 GGUF_TYPES = {"q4_k": T.Q4_K, "q5_k": T.Q5_K, "q6_k": T.Q6_K}
 MASK64 = (1 << 64) - 1
 
 
-def check_no_fma():
-    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", LIB], capture_output=True, text=True, check=True).stdout
+def load_lib():
+    """The C library, after checking the K-quant reference and its scale searches for fma."""
     names = [f"quantize_row_q{b}_K_ref" for b in (4, 5, 6, 8)] + [f"dequantize_row_q{b}_K" for b in (4, 5, 6)]
-    code = ""
-    for name in names:
-        fn = re.search(rf"<{name}>:\n(.*?)\n\n", dis, re.S)
-        if not fn:
-            raise SystemExit(f"{LIB}: {name} missing")
-        code += fn.group(1)
-    for helper in re.finditer(r"<make_(qx|qkx2)_quants[^>]*>:\n(.*?)\n\n", dis, re.S):
-        code += helper.group(2)
-    if re.search(r"\bv?f(n)?m(add|sub)", code):
-        raise SystemExit(f"{LIB}: the K-quant reference is built with fma contraction")
+    return ggml_ref.load(names, helpers=["make_(?:qx|qkx2)_quants"])
 
 
-def ggml(fmt, x):
+def ggml(lib, fmt, x):
     """The rows of x quantized by quantize_row_<fmt>_ref, and (not q8_k) dequantized back by ggml."""
-    lib = ctypes.CDLL(LIB)
-    q = getattr(lib, f"quantize_row_{fmt[:2]}_K_ref")
-    q.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-    q.restype = None
-    rows, cols = x.shape
-    packed = np.zeros((rows, cols // 256 * BLOCK_BYTES[fmt]), dtype=np.uint8)
-    back = np.zeros((rows, cols), dtype=np.float32)
-    for r in range(rows):
-        row = np.ascontiguousarray(x[r], dtype=np.float32)
-        q(row.ctypes.data, packed[r].ctypes.data, cols)
-        if fmt != "q8_k":
-            dq = getattr(lib, f"dequantize_row_{fmt[:2]}_K")
-            dq.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-            dq.restype = None
-            dq(packed[r].ctypes.data, back[r].ctypes.data, cols)
-    if fmt != "q8_k":
-        with np.errstate(all="ignore"):
-            py = dequantize(packed, GGUF_TYPES[fmt]).astype(np.float32)
-        same = (py.view(np.uint32) == back.view(np.uint32)) | (np.isnan(py) & np.isnan(back))
-        assert same.all(), f"gguf-py and ggml disagree on dequantize_row_{fmt}"
+    cols = x.shape[1]
+    packed = ggml_ref.quantize_rows(lib, f"quantize_row_{fmt[:2]}_K_ref", x, cols // 256 * BLOCK_BYTES[fmt])
+    if fmt == "q8_k":
+        return packed, None
+    back = ggml_ref.dequantize_rows(lib, f"dequantize_row_{fmt[:2]}_K", packed, cols)
+    with np.errstate(all="ignore"):
+        py = dequantize(packed, GGUF_TYPES[fmt]).astype(np.float32)
+    same = (py.view(np.uint32) == back.view(np.uint32)) | (np.isnan(py) & np.isnan(back))
+    assert same.all(), f"gguf-py and ggml disagree on dequantize_row_{fmt}"
     return packed, back
 
 
@@ -133,43 +108,28 @@ def lcg_superblock(b):
 
 
 def main():
-    check_no_fma()
+    lib = load_lib()
     rng = np.random.default_rng(20250701)
     x = np.concatenate(edge_superblocks(rng)).astype(np.float32).reshape(6, 512)
     lcg = np.stack([lcg_superblock(b) for b in range(32)])
     tensors = {"input": x}
     for fmt in ("q4_k", "q5_k", "q6_k", "q8_k"):
         with np.errstate(all="ignore"):
-            packed, back = ggml(fmt, x)
-            lcg_packed, _ = ggml(fmt, lcg)
+            packed, back = ggml(lib, fmt, x)
+            lcg_packed, _ = ggml(lib, fmt, lcg)
         tensors[fmt] = packed
         if fmt != "q8_k":
             tensors[fmt + ".dequantized"] = back
         tensors["lcg." + fmt] = lcg_packed
 
-    # safetensors, written directly (8-byte little-endian header size, JSON header, data)
-    header, data, offset = {}, [], 0
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8"}
-    for name, t in tensors.items():
-        raw = np.ascontiguousarray(t).astype(t.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        data.append(raw)
-        offset += len(raw)
-    header["__metadata__"] = {
-        "source": "tools/make_kquant_fixtures.py: ggml quantize_row_q{4,5,6,8}_K_ref, dequantize_row_q{4,5,6}_K",
-        "ggml_base": os.path.basename(os.path.realpath(LIB)),
-        "gguf": version("gguf"),
-        "numpy": np.__version__,
-    }
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in data:
-            f.write(raw)
-    print(f"{os.path.relpath(OUT)}: {os.path.getsize(OUT)} bytes")
+    ggml_ref.write_safetensors(
+        OUT,
+        tensors,
+        {
+            "source": "tools/make_kquant_fixtures.py: ggml quantize_row_q{4,5,6,8}_K_ref, dequantize_row_q{4,5,6}_K",
+            "ggml_base": os.path.basename(os.path.realpath(ggml_ref.LIB)),
+        },
+    )
     return 0
 
 

@@ -26,18 +26,14 @@ for <fmt> in tq2_0, iq4_xs, q2_k, q3_k. The versions of gguf and numpy are in th
     python3 tools/make_lowbit_fixtures.py     # rewrites tests/data/ggml_lowbit_quants.safetensors
     GGML_BASE_LIB=/path/to/libggml-base.so python3 tools/make_lowbit_fixtures.py
 """
-import ctypes
-import json
 import os
-import re
-import struct
-import subprocess
 import sys
-from importlib.metadata import version
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize, quantize
+
+import ggml_ref
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "ggml_lowbit_quants.safetensors")
 ROWS, COLS = 16, 512
@@ -115,41 +111,10 @@ def crafted_blocks(rng):
     return b
 
 
-def load_lib():
-    """The C library, after checking that its quantizers were built without fma contraction."""
-    lib_path = os.environ.get("GGML_BASE_LIB", "/tmp/llcpp/build/bin/libggml-base.so")
-    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib_path], capture_output=True, text=True, check=True).stdout
-    for _, _, _, fn, inlined, _ in FORMATS:
-        for name in [fn] + inlined:
-            body = re.search(r"<" + name + r"(\.[a-z0-9.]+)?>:\n(.*?)\n\n", dis, re.S)
-            if not body or re.search(r"\bv?f(n)?m(add|sub)", body.group(2)):
-                raise SystemExit(f"{lib_path}: {name} missing or built with fma contraction")
-    return ctypes.CDLL(lib_path)
-
-
-def c_quantize(lib, fn, x, bb):
-    f = getattr(lib, fn)
-    f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-    f.restype = None
-    rows, cols = x.shape
-    out = np.zeros((rows, cols // QK * bb), dtype=np.uint8)
-    for r in range(rows):
-        row = np.ascontiguousarray(x[r], dtype=np.float32)
-        f(row.ctypes.data, out[r].ctypes.data, cols)
-    return out
-
-
 def c_dequantize(lib, name, packed):
-    f = getattr(lib, "dequantize_row_" + name.replace("_k", "_K"))
-    f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-    f.restype = None
-    rows, nbytes = packed.shape
+    """ggml's dequantize_row_<name> of each row of packed."""
     bb = dict((n, b) for n, _, b, _, _, _ in FORMATS)[name]
-    out = np.zeros((rows, nbytes // bb * QK), dtype=np.float32)
-    for r in range(rows):
-        row = np.ascontiguousarray(packed[r])
-        f(row.ctypes.data, out[r].ctypes.data, out.shape[1])
-    return out
+    return ggml_ref.dequantize_rows(lib, "dequantize_row_" + name.replace("_k", "_K"), packed, packed.shape[1] // bb * QK)
 
 
 def random_packed(rng, bb, d_offsets, n):
@@ -166,10 +131,10 @@ def random_packed(rng, bb, d_offsets, n):
 def main():
     rng = np.random.default_rng(20261130)
     x = np.concatenate(random_blocks(rng, 8) + crafted_blocks(rng) + mixed_blocks(rng, 8)).astype(np.float32).reshape(ROWS, COLS)
-    lib = load_lib()
+    lib = ggml_ref.load([name for _, _, _, fn, inlined, _ in FORMATS for name in [fn] + inlined])
     tensors = {"input": x}
     for name, qtype, bb, fn, _, d_offsets in FORMATS:
-        packed = c_quantize(lib, fn, x, bb)
+        packed = ggml_ref.quantize_rows(lib, fn, x, COLS // QK * bb)
         back = c_dequantize(lib, name, packed)
         with np.errstate(all="ignore"):
             if qtype == T.TQ2_0:  # gguf-py quantizes TQ2_0 too: it must agree
@@ -183,28 +148,7 @@ def main():
         tensors[name + ".random"] = rnd
         tensors[name + ".random.dequantized"] = rnd_back
 
-    # safetensors, written directly (8-byte little-endian header size, JSON header, data)
-    header, data, offset = {}, [], 0
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8"}
-    for name, t in tensors.items():
-        raw = np.ascontiguousarray(t).astype(t.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        data.append(raw)
-        offset += len(raw)
-    header["__metadata__"] = {
-        "source": "tools/make_lowbit_fixtures.py: ggml quantize_row_<type>_ref / dequantize_row_<type>",
-        "gguf": version("gguf"),
-        "numpy": np.__version__,
-    }
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in data:
-            f.write(raw)
-    print(f"{os.path.relpath(OUT)}: {os.path.getsize(OUT)} bytes (gguf {version('gguf')}, numpy {np.__version__})")
+    ggml_ref.write_safetensors(OUT, tensors, {"source": "tools/make_lowbit_fixtures.py: ggml quantize_row_<type>_ref / dequantize_row_<type>"})
     return 0
 
 

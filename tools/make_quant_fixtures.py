@@ -27,18 +27,14 @@ uninitialized): the fixture stores qs = 0 there, as tformer does, and checks tha
     python3 tools/make_quant_fixtures.py     # rewrites tests/data/ggml_quants.safetensors
     GGML_BASE_LIB=/path/to/libggml-base.so python3 tools/make_quant_fixtures.py
 """
-import ctypes
-import json
 import os
-import re
-import struct
-import subprocess
 import sys
-from importlib.metadata import version
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize, quantize
+
+import ggml_ref
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "ggml_quants.safetensors")
 ROWS, COLS = 16, 64
@@ -119,24 +115,12 @@ def extra_blocks(rng):
 
 def ggml_iq4_nl(x):
     """IQ4_NL bytes of the rows of x from ggml's quantize_row_iq4_nl_ref (see the top of the file)."""
-    lib_path = os.environ.get("GGML_BASE_LIB", "/tmp/llcpp/build/bin/libggml-base.so")
-    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib_path], capture_output=True, text=True, check=True).stdout
-    fn = re.search(r"<quantize_row_iq4_nl_ref>:\n(.*?)\n\n", dis, re.S)
-    impl = re.search(r"<quantize_row_iq4_nl_impl[^>]*>:\n(.*?)\n\n", dis, re.S)
-    code = (fn.group(1) if fn else "") + (impl.group(1) if impl else "")
-    if not fn or re.search(r"\bv?f(n)?m(add|sub)", code):
-        raise SystemExit(f"{lib_path}: quantize_row_iq4_nl_ref missing or built with fma contraction")
-    lib = ctypes.CDLL(lib_path)
-    f = lib.quantize_row_iq4_nl_ref
-    f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-    f.restype = None
+    lib = ggml_ref.load(["quantize_row_iq4_nl_ref"], helpers=["quantize_row_iq4_nl_impl"])
     rows, cols = x.shape
-    out = np.zeros((rows, cols // 32 * 18), dtype=np.uint8)
+    out = ggml_ref.quantize_rows(lib, "quantize_row_iq4_nl_ref", x, cols // 32 * 18)
     for r in range(rows):
-        row = np.ascontiguousarray(x[r], dtype=np.float32)
-        f(row.ctypes.data, out[r].ctypes.data, cols)
         for b in range(cols // 32):
-            if np.abs(row[32 * b : 32 * b + 32]).max() < np.float32(1e-15):
+            if np.abs(x[r, 32 * b : 32 * b + 32].astype(np.float32)).max() < np.float32(1e-15):
                 assert out[r, 18 * b] == 0 and out[r, 18 * b + 1] == 0, "ggml's d of a block below GROUP_MAX_EPS"
                 out[r, 18 * b + 2 : 18 * b + 18] = 0  # bytes ggml never writes (see the top of the file)
     return out
@@ -161,28 +145,9 @@ def main():
             tensors[name + suffix] = np.ascontiguousarray(packed, dtype=np.uint8)
             tensors[name + suffix + ".dequantized"] = np.ascontiguousarray(back, dtype=np.float32)
 
-    # safetensors, written directly (8-byte little-endian header size, JSON header, data)
-    header, data, offset = {}, [], 0
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8"}
-    for name, t in tensors.items():
-        raw = t.astype(t.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        data.append(raw)
-        offset += len(raw)
-    header["__metadata__"] = {
-        "source": "tools/make_quant_fixtures.py: gguf.quants.quantize / dequantize; IQ4_NL: ggml quantize_row_iq4_nl_ref",
-        "gguf": version("gguf"),
-        "numpy": np.__version__,
-    }
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in data:
-            f.write(raw)
-    print(f"{os.path.relpath(OUT)}: {os.path.getsize(OUT)} bytes (gguf {version('gguf')}, numpy {np.__version__})")
+    ggml_ref.write_safetensors(
+        OUT, tensors, {"source": "tools/make_quant_fixtures.py: gguf.quants.quantize / dequantize; IQ4_NL: ggml quantize_row_iq4_nl_ref"}
+    )
     return 0
 
 

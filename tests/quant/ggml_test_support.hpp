@@ -2,13 +2,15 @@
 // error report, binary16 from its definition (independent of core/half), the blocks' little-endian
 // fields, the activations they multiply, and the checks whose logic is the same for every format
 // (each compiled fused-product path against the scalar reference, exactness on integer data,
-// ops::linear through each of its paths, gguf-py's bytes, whole blocks and the registry). What a
-// check needs of a format comes in as a callable: its weight blocks, its per-block terms, its bound.
-// The bounds themselves are derived at the top of each format's test file.
+// ops::linear through each of its paths, gguf-py's bytes, a GGUF round trip, whole blocks and the
+// registry). What a check needs of a format comes in as a callable: its weight blocks, its
+// per-block terms, its bound. The bounds themselves are derived at the top of each format's test
+// file.
 #pragma once
 
 #include <tformer/core/memory.hpp>
 #include <tformer/core/parallel.hpp>
+#include <tformer/io/gguf.hpp>
 #include <tformer/io/safetensors.hpp>
 #include <tformer/ops/matmul.hpp>
 #include <tformer/quant/formats.hpp>
@@ -22,7 +24,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <random>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -56,6 +60,29 @@ struct report {
   double fused_rel = 0;     // max |fused - float product| / sum |x w|
   double tiles_rel = 0;     // max |float paths (rows, tiles) - float product| / sum |x w|
 };
+
+/// @brief Counts failures of a big loop and keeps the first one's description (one REQUIRE at the
+/// end instead of one per element).
+struct failures {
+  std::int64_t count = 0;
+  std::string first;
+  template <class Describe>
+  void add(Describe&& describe) {
+    if (count++ == 0) {
+      std::ostringstream s;
+      describe(s);
+      first = s.str();
+    }
+  }
+};
+#define TFORMER_REQUIRE_NO_FAILURES(f) \
+  do {                                 \
+    INFO((f).first);                   \
+    REQUIRE((f).count == 0);           \
+  } while (0)
+
+/// @brief The bits of a float (NaNs compared by payload too).
+inline std::uint32_t bits(float v) { return std::bit_cast<std::uint32_t>(v); }
 
 /// @brief The value of binary16 bits, computed in double from the definition (independent of core/half).
 inline double half_value(std::uint16_t h) {
@@ -105,6 +132,29 @@ inline void random_block(std::mt19937& gen, std::byte* blk, int quant_bytes) {
   const int e = byte(gen) % 8;
   const int mant_hi = byte(gen), mant_lo = byte(gen) % 4, sign = byte(gen) % 2;
   put_u16(blk, static_cast<std::uint16_t>((e == 0 ? 0 : (e + 1) << 10) | mant_hi << 2 | mant_lo | sign << 15));
+}
+
+/// @brief ggml's nearest_int: the magic-number addition, read back as bits.
+inline int ggml_nearest_int(float fval) {
+  volatile float val = fval + 12582912.f;
+  const float v = val;
+  std::int32_t i;
+  std::memcpy(&i, &v, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+/// @brief ggml's best_index_int8, as in ggml-quants.c (x arrives rounded to float).
+inline int ggml_best_index_int8(int n, const std::int8_t* val, float x) {
+  if (x <= val[0]) return 0;
+  if (x >= val[n - 1]) return n - 1;
+  int ml = 0, mu = n - 1;
+  while (mu - ml > 1) {
+    const int mav = (ml + mu) / 2;
+    if (x < val[mav]) mu = mav;
+    else ml = mav;
+  }
+  volatile float lo = x - static_cast<float>(val[mu - 1]), hi = static_cast<float>(val[mu]) - x;
+  return lo < hi ? mu - 1 : mu;
 }
 
 /// @brief x [m, k] with a different magnitude in every block (1e-3 .. 1e3), some zeros and an all-zero block.
@@ -265,15 +315,16 @@ void check_paths(report& measured, double c, Fill fill, Term term) {
 using float_fn = void (*)(const float*, std::int64_t, std::int64_t, std::int64_t, const std::byte*, std::int64_t,
                           std::int64_t, float*, std::int64_t);
 
-/// @brief Every compiled path of F's float-activation product (kernels FloatDot, a
-/// ggml_dot::float_dot<...>), and F::float_product, against the dequantized weights (F's own
-/// dequantize_row, whose values the paths must make in registers) in double: random blocks from
-/// fill(gen, blk) (every integer, -128 and each nibble, occurs), k up to 4096, n rows at an odd address, m = 1 .. 9 activation rows with a row
-/// stride wider than k, and a row stride of y wider than n (the gap must stay untouched). Each path
-/// is a float sum of k exact-weight products, so it is within (k + 1) u sum_t |x_t w_t| of the exact
-/// value (u = 2^-24), and the paths differ from the scalar reference by at most twice that.
-template <class F, class FloatDot, class Fill>
-void check_float_paths(Fill fill) {
+/// @brief Every compiled path of F's float-activation product (kernels FloatDot, a float_dot<...>
+/// of ggml_dot, superblock_dot or kquant_dot), and F::float_product, against the dequantized weights
+/// (F's own dequantize_row, whose values the paths must make in registers) in double: random blocks
+/// from fill(gen, blk), every k of ks, n rows at an odd address, every m of ms activation rows
+/// (make_x(m, k, seed)) with a row stride wider than k, and a row stride of y wider than n (the gap
+/// must stay untouched). Each path is a float sum of k exact-weight products, so it is within (k +
+/// 1) u sum_t |x_t w_t| of the exact value (u = 2^-24), and differs from the scalar reference by at
+/// most twice that. Returns the worst |y - exact| / sum |x w| seen.
+template <class F, class FloatDot, class Fill, class MakeX>
+double float_paths_worst(Fill fill, const std::vector<std::int64_t>& ks, const std::vector<std::int64_t>& ms, MakeX make_x) {
   std::vector<std::pair<std::string, float_fn>> paths{{"scalar", &FloatDot::scalar}};
 #if defined(TFORMER_GGML_DOT_AVX2)
   paths.emplace_back("avx2", &FloatDot::avx2);
@@ -284,46 +335,65 @@ void check_float_paths(Fill fill) {
   paths.emplace_back("float_product", &F::float_product);
   std::mt19937 gen(23);
   double worst = 0;
-  for (const std::int64_t k : {32, 64, 96, 768, 4096}) {
-    const std::int64_t nb = k / 32, rb = nb * F::block_bytes;
+  failures bad;
+  for (const std::int64_t k : ks) {
+    const std::int64_t nb = k / F::block_size, rb = nb * F::block_bytes;
     for (const std::int64_t n : {1, 3, 17}) {
       std::vector<std::byte> wbuf(static_cast<std::size_t>(n * rb + 1));
       std::byte* w = wbuf.data() + 1;
       for (std::int64_t j = 0; j < n * nb; ++j) fill(gen, w + j * F::block_bytes);
       std::vector<float> wd(static_cast<std::size_t>(n * k));  // [n, k]: the dequantized weights
       for (std::int64_t j = 0; j < n; ++j) F::dequantize_row(w + j * rb, wd.data() + j * k, k);
-      for (std::int64_t m = 1; m <= 9; ++m) {
+      for (const std::int64_t m : ms) {
         const std::int64_t ldx = k + 5, ldy = n + 3;
-        const auto x = padded_rows(activations_for(m, k, static_cast<std::uint32_t>(gen())), m, k, ldx);
+        const auto x = padded_rows(make_x(m, k, static_cast<std::uint32_t>(gen())), m, k, ldx);
+        std::vector<double> exact(static_cast<std::size_t>(m * n)), mag(exact.size());
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < n; ++j) {
+            double e = 0, a = 0;
+            for (std::int64_t t = 0; t < k; ++t) {
+              const double p = static_cast<double>(x[static_cast<std::size_t>(i * ldx + t)]) * wd[static_cast<std::size_t>(j * k + t)];
+              e += p;
+              a += std::fabs(p);
+            }
+            exact[static_cast<std::size_t>(i * n + j)] = e;
+            mag[static_cast<std::size_t>(i * n + j)] = a;
+          }
         std::vector<float> ref(static_cast<std::size_t>(m * ldy), -7.0f);
         FloatDot::scalar(x.data(), ldx, m, k, w, rb, n, ref.data(), ldy);
         for (const auto& [name, fn] : paths) {
           std::vector<float> y(static_cast<std::size_t>(m * ldy), -7.0f);
           fn(x.data(), ldx, m, k, w, rb, n, y.data(), ldy);
-          INFO("path " << name << " k=" << k << " n=" << n << " m=" << m);
           for (std::int64_t i = 0; i < m; ++i) {
             for (std::int64_t j = 0; j < n; ++j) {
-              double exact = 0, mag = 0;
-              for (std::int64_t t = 0; t < k; ++t) {
-                const double p = static_cast<double>(x[static_cast<std::size_t>(i * ldx + t)]) *
-                                 wd[static_cast<std::size_t>(j * k + t)];
-                exact += p;
-                mag += std::fabs(p);
-              }
-              const double bound = static_cast<double>(k + 1) * 0x1p-24 * mag;
-              const auto o = static_cast<std::size_t>(i * ldy + j);
-              REQUIRE(std::fabs(static_cast<double>(ref[o]) - exact) <= bound);
-              const double err = std::fabs(static_cast<double>(y[o]) - exact);
-              REQUIRE(err <= bound);
-              REQUIRE(std::fabs(static_cast<double>(y[o]) - ref[o]) <= 2 * bound);
-              if (mag > 0) worst = std::max(worst, err / mag);
+              const auto o = static_cast<std::size_t>(i * ldy + j), e = static_cast<std::size_t>(i * n + j);
+              const double bound = static_cast<double>(k + 1) * 0x1p-24 * mag[e];
+              const double err = std::fabs(static_cast<double>(y[o]) - exact[e]);
+              if (!(std::fabs(static_cast<double>(ref[o]) - exact[e]) <= bound) || !(err <= bound) ||
+                  !(std::fabs(static_cast<double>(y[o]) - ref[o]) <= 2 * bound))
+                bad.add([&](auto& s) {
+                  s << "path " << name << " k=" << k << " n=" << n << " m=" << m << " i=" << i << " j=" << j << ": "
+                    << y[o] << ", scalar " << ref[o] << ", exact " << exact[e] << ", bound " << bound;
+                });
+              if (mag[e] > 0) worst = std::max(worst, err / mag[e]);
             }
-            for (std::int64_t j = n; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == -7.0f);
+            for (std::int64_t j = n; j < ldy; ++j)
+              if (y[static_cast<std::size_t>(i * ldy + j)] != -7.0f)
+                bad.add([&](auto& s) { s << "path " << name << " wrote y past n at i=" << i << " j=" << j; });
           }
         }
       }
     }
   }
+  TFORMER_REQUIRE_NO_FAILURES(bad);
+  return worst;
+}
+
+/// @brief float_paths_worst for a format of blocks of 32: k = 32 .. 4096, m = 1 .. 9; every path
+/// within 1e-5 sum |x w| of the exact value.
+template <class F, class FloatDot, class Fill>
+void check_float_paths(Fill fill) {
+  const double worst = float_paths_worst<F, FloatDot>(fill, {32, 64, 96, 768, 4096}, {1, 2, 3, 4, 5, 6, 7, 8, 9}, activations_for);
   INFO("worst |y - exact| / sum |x w| over every path: " << worst);
   CHECK(worst < 1e-5);
 }
@@ -522,32 +592,114 @@ void check_gguf_py(const io::safetensors_file& f, const char* name) {
   }
 }
 
-/// @brief F's matrices need whole blocks (the message names F and the columns), a 3 x 64 matrix
-/// has rows of row_bytes_64, and the registry finds F by name, with bits per weight.
+/// @brief F's matrices need whole blocks: a 2 x c matrix for each c of bad_cols throws a
+/// shape_error that names F and c, and so does quantizing 2 x bad_quantize_cols floats; a 3 x ok_cols
+/// matrix has rows of row_bytes; the registry finds F by name, with bits_per_weight.
 template <class F>
-void check_whole_blocks_and_registry(std::int64_t row_bytes_64, double bits_per_weight) {
-  for (const std::int64_t cols : {1, 31, 33, 48, 100}) {
+void check_whole_blocks_and_registry(std::initializer_list<std::int64_t> bad_cols, std::int64_t bad_quantize_cols,
+                                     std::int64_t ok_cols, std::int64_t row_bytes, double bits_per_weight) {
+  for (const std::int64_t cols : bad_cols) {
     const auto msg = test::thrown_message<shape_error>([&] { quant::matrix<F>(2, cols); });
     INFO(msg);
     CHECK(msg.find(F::name) != std::string::npos);
     CHECK(msg.find(std::to_string(cols)) != std::string::npos);
   }
-  CHECK_THROWS_AS(quant::matrix<F>::quantize(test::random_tensor(shape{2, 40}, 1)), shape_error);
-  const quant::matrix<F> ok(3, 64);
-  CHECK(ok.row_bytes() == row_bytes_64);
-  CHECK(ok.size_bytes() == static_cast<std::size_t>(3 * row_bytes_64));
+  CHECK_THROWS_AS(quant::matrix<F>::quantize(test::random_tensor(shape{2, bad_quantize_cols}, 1)), shape_error);
+  const quant::matrix<F> ok(3, ok_cols);
+  CHECK(ok.row_bytes() == row_bytes);
+  CHECK(ok.size_bytes() == static_cast<std::size_t>(3 * row_bytes));
 
   std::string seen;
-  double bits = 0;
+  double bpw = 0;
   quant::visit_format(F::name, [&](auto f) {
     using G = decltype(f);
     seen = G::name;
-    bits = G::bits_per_weight;
+    bpw = G::bits_per_weight;
     CHECK((std::is_same_v<G, F>));
   });
   CHECK(seen == F::name);
-  CHECK(bits == bits_per_weight);
+  CHECK(bpw == bits_per_weight);
   CHECK(quant::is_known_format(F::name));
+}
+
+/// @brief check_whole_blocks_and_registry for a format of blocks of 32: a 3 x 64 matrix has rows of
+/// row_bytes_64.
+template <class F>
+void check_whole_blocks_and_registry(std::int64_t row_bytes_64, double bits_per_weight) {
+  check_whole_blocks_and_registry<F>({1, 31, 33, 48, 100}, 40, 64, row_bytes_64, bits_per_weight);
+}
+
+/// @brief A 2 x k matrix in F (k two blocks) whose row 0 has a NaN scale in its block 1 (put_nan(blk)
+/// writes it) dequantizes to finite weights in block 0 and NaN in every weight of block 1, as
+/// ggml's float arithmetic does, and F::float_product on x (1 x k) gives NaN for row 0 and a finite
+/// value for row 1. Returns the matrix, for the other product paths.
+template <class F, class PutNan>
+quant::matrix<F> check_nan_scale_float(PutNan put_nan, const std::vector<float>& x) {
+  constexpr std::int64_t k = 2 * F::block_size, n = 2;
+  auto wm = quant::matrix<F>::quantize(test::random_tensor(shape{n, k}, 9));
+  put_nan(wm.data() + F::block_bytes);  // row 0, block 1
+  std::vector<float> y(static_cast<std::size_t>(k));
+  F::dequantize_row(wm.data(), y.data(), k);
+  std::int64_t finite = 0, nan = 0;
+  for (std::int64_t t = 0; t < k / 2; ++t) finite += std::isfinite(y[static_cast<std::size_t>(t)]) ? 1 : 0;
+  for (std::int64_t t = k / 2; t < k; ++t) nan += std::isnan(y[static_cast<std::size_t>(t)]) ? 1 : 0;
+  CHECK(finite == k / 2);
+  CHECK(nan == k / 2);
+  float out[n];
+  F::float_product(x.data(), k, 1, k, wm.data(), wm.row_bytes(), n, out, n);
+  CHECK(std::isnan(out[0]));
+  CHECK(std::isfinite(out[1]));
+  return wm;
+}
+
+/// @brief check_nan_scale_float, and F::fused_product too gives NaN for the row with the NaN scale
+/// and a finite value for the other.
+template <class F, class PutNan>
+void check_nan_scale_fused(PutNan put_nan, const std::vector<float>& x) {
+  constexpr std::int64_t k = 2 * F::block_size, n = 2;
+  const auto wm = check_nan_scale_float<F>(put_nan, x);
+  auto acts = allocate_aligned<std::byte>(F::activation_bytes(1, k));
+  F::prepare_activations(x.data(), k, 1, k, acts.get());
+  float out[n];
+  F::fused_product(acts.get(), 1, k, wm.data(), wm.row_bytes(), n, out, n);
+  CHECK(std::isnan(out[0]));
+  CHECK(std::isfinite(out[1]));
+}
+
+/// @brief A 5 x cols matrix in F written to a GGUF file by io::gguf_writer comes back with its
+/// bytes and ggml type (type_name), loads as float as F dequantizes it, reads into a
+/// quant::matrix<F> as it is, and visit_ggml_type finds F for its type.
+template <class F>
+void check_gguf_round_trip(const char* type_name, std::int64_t cols) {
+  const auto w_src = test::random_tensor(shape{5, cols}, 77);
+  const auto q = quant::matrix<F>::quantize(w_src);
+  const auto p = std::filesystem::temp_directory_path() / (std::string("tformer_test_") + F::name + ".gguf");
+  {
+    io::gguf_writer w;
+    w.add_tensor("w", q);
+    w.write(p.string());
+  }
+  {
+    io::gguf_file f(p.string());
+    const auto& t = f.at("w");
+    CHECK(t.type_name == type_name);
+    CHECK(t.ggml_type == F::ggml_type);
+    CHECK(t.shape == std::vector<std::int64_t>{5, cols});
+    REQUIRE(f.bytes(t).size() == q.size_bytes());
+    CHECK(std::memcmp(f.bytes(t).data(), q.data(), q.size_bytes()) == 0);
+    const auto want = q.to_float();
+    const auto got = f.load_float("w");
+    REQUIRE(got.numel() == want.numel());
+    CHECK(std::memcmp(got.data(), want.data(), static_cast<std::size_t>(want.numel()) * sizeof(float)) == 0);
+    quant::matrix<F> back;
+    f.read("w", back);
+    CHECK(back.shape() == shape{5, cols});
+    CHECK(std::memcmp(back.data(), q.data(), q.size_bytes()) == 0);
+    std::string seen;
+    CHECK(quant::visit_ggml_type(F::ggml_type, [&](auto fmt) { seen = decltype(fmt)::name; }));
+    CHECK(seen == F::name);
+  }
+  std::filesystem::remove(p);
 }
 
 }  // namespace tformer::test::ggml

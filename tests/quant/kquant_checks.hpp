@@ -3,12 +3,11 @@
 // the reference fixture (tests/data/ggml_kquants.safetensors, ggml's own C reference through
 // tools/make_kquant_fixtures.py) and its LCG input, and the checks whose logic is the same for
 // every K-quant: each compiled product path against the scalar reference, ops::linear through each
-// of its paths, a GGUF round trip, whole super-blocks, the registry and NaN scales. What a check
+// of its paths, whole super-blocks, the registry and NaN scales. What a check
 // needs of a format comes in as a callable (a random super-block, its integer terms).
 #pragma once
 
 #include <tformer/core/memory.hpp>
-#include <tformer/io/gguf.hpp>
 #include <tformer/io/safetensors.hpp>
 #include <tformer/ops/matmul.hpp>
 #include <tformer/quant/formats.hpp>
@@ -21,8 +20,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <random>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -94,7 +93,8 @@ void check_fixture_bytes(const io::safetensors_file& f, const std::string& name,
 }
 
 /// @brief F quantizes the fixture as ggml does (check_fixture_bytes) and dequantizes ggml's bytes
-/// to ggml's floats bit for bit.
+/// to ggml's floats bit for bit; the fixture's all-zero super-block (row 2, super-block 0) packs to
+/// zero bytes, and quant::matrix<F>::quantize packs its rows with quantize_row.
 template <class F>
 void check_fixture(const std::string& name) {
   const auto f = fixture();
@@ -109,6 +109,15 @@ void check_fixture(const std::string& name) {
     INFO(name << " dequantized row " << r << ": first differing weight " << (at < 0 ? -1 : at / 4));
     REQUIRE(at == -1);
   }
+  const auto x = f.load<float>("input");
+  std::vector<std::byte> blk(F::block_bytes);
+  F::quantize_row(x.data() + 2 * 512, blk.data(), 256);
+  CHECK(std::all_of(blk.begin(), blk.end(), [](std::byte v) { return v == std::byte{0}; }));
+  const auto w = test::random_tensor(shape{3, 512}, 5);
+  const auto m = quant::matrix<F>::quantize(w);
+  std::vector<std::byte> want(3 * 2 * F::block_bytes);
+  for (int r = 0; r < 3; ++r) F::quantize_row(w.data() + r * 512, want.data() + r * 2 * F::block_bytes, 512);
+  CHECK(std::memcmp(m.data(), want.data(), want.size()) == 0);
 }
 
 /// @brief F's geometry: a fused and float-product weight format with super-blocks of 256.
@@ -157,6 +166,35 @@ inline void systematic_superblocks(std::byte* blocks, int nb, std::int64_t bytes
       for (int j = 0; j < hi - lo; ++j) blocks[b * bytes + lo + j] = static_cast<std::byte>((b * (hi - lo) + j) % 256);
       lo = hi;
     }
+  }
+}
+
+/// @brief F::dequantize_row equals ggml_dequantize (the test's transcription of ggml's
+/// dequantize_row) bit for bit on 22 unaligned super-blocks filled by systematic_superblocks(start,
+/// ends), for every combination of ten binary16 values (normal, subnormal, zero, largest, either
+/// sign) in the fields at half_at (d, and dmin where the format has one).
+template <class F, class Dequantize>
+void check_dequantize_systematic(int start, std::initializer_list<int> ends, std::vector<int> half_at, Dequantize ggml_dequantize) {
+  constexpr int nb = 22;
+  constexpr std::int64_t bb = F::block_bytes;
+  std::vector<std::byte> buf(nb * bb + 1);
+  std::byte* blocks = buf.data() + 1;  // unaligned
+  systematic_superblocks(blocks, nb, bb, start, ends);
+  const std::uint16_t halves[] = {0x3C00, 0xBC00, 0x0001, 0x03FF, 0x8001, 0x0000, 0x8000, 0x2E66, 0xC8F3, 0x7BFF};
+  std::vector<float> got(nb * 256), want(nb * 256);
+  int combinations = 1;
+  for (std::size_t f = 0; f < half_at.size(); ++f) combinations *= 10;
+  for (int c = 0; c < combinations; ++c) {
+    std::ostringstream fields;  // the first field varies slowest
+    for (std::size_t f = 0, div = static_cast<std::size_t>(combinations / 10); f < half_at.size(); ++f, div /= 10) {
+      const std::uint16_t h = halves[static_cast<std::size_t>(c) / div % 10];
+      for (int b = 0; b < nb; ++b) ggml::put_u16(blocks + b * bb + half_at[f], h);
+      fields << " 0x" << std::hex << h;
+    }
+    F::dequantize_row(blocks, got.data(), nb * 256);
+    ggml_dequantize(blocks, want.data(), nb * 256);
+    INFO("binary16 fields" << fields.str() << ": first differing weight " << first_difference(got.data(), want.data(), nb * 1024) / 4);
+    REQUIRE(first_difference(got.data(), want.data(), nb * 1024) == -1);
   }
 }
 
@@ -252,68 +290,13 @@ void check_fused_paths(report& measured, Fill fill) {
   }
 }
 
-/// @brief Every compiled float-activation path of F (kernels FloatDot) and F::float_product
-/// against the dequantized weights in double: within (k + 1) u sum |x w| of the exact value, and
-/// within twice that of the scalar reference; random super-blocks from fill(gen, blk), activation
-/// rows with a stride wider than k, a row stride of y wider than n (the gap untouched).
+/// @brief ggml::float_paths_worst for F (kernels FloatDot): k up to 4096, m = 1 .. 9 (fewer of
+/// both in the unoptimized build); the worst error / sum |x w| goes to measured.tiles_rel.
 template <class F, class FloatDot, class Fill>
 void check_float_paths(report& measured, Fill fill) {
-  std::vector<std::pair<std::string, ggml::float_fn>> paths{{"scalar", &FloatDot::scalar}};
-#if defined(TFORMER_GGML_DOT_AVX2)
-  paths.emplace_back("avx2", &FloatDot::avx2);
-#endif
-#if defined(TFORMER_GGML_DOT_AVX512F)
-  paths.emplace_back("avx512", &FloatDot::avx512);
-#endif
-  paths.emplace_back("float_product", &F::float_product);
-  std::mt19937 gen(23);
-  const std::vector<std::int64_t> ks = slow_build ? std::vector<std::int64_t>{256, 768} : std::vector<std::int64_t>{256, 512, 768, 4096};
-  for (const std::int64_t k : ks) {
-    const std::int64_t nb = k / 256, rb = nb * F::block_bytes;
-    for (const std::int64_t n : {1, 3, 17}) {
-      std::vector<std::byte> wbuf(static_cast<std::size_t>(n * rb + 1));
-      std::byte* w = wbuf.data() + 1;
-      for (std::int64_t j = 0; j < n * nb; ++j) fill(gen, w + j * F::block_bytes);
-      std::vector<float> wd(static_cast<std::size_t>(n * k));
-      for (std::int64_t j = 0; j < n; ++j) F::dequantize_row(w + j * rb, wd.data() + j * k, k);
-      for (std::int64_t m = 1; m <= 9; ++m) {
-        if (slow_build && m != 1 && m != 8 && m != 9) continue;
-        const std::int64_t ldx = k + 5, ldy = n + 3;
-        const auto x = ggml::padded_rows(activations_for(m, k, static_cast<std::uint32_t>(gen())), m, k, ldx);
-        std::vector<float> ref(static_cast<std::size_t>(m * ldy), -7.0f);
-        FloatDot::scalar(x.data(), ldx, m, k, w, rb, n, ref.data(), ldy);
-        for (const auto& [name, fn] : paths) {
-          std::vector<float> y(static_cast<std::size_t>(m * ldy), -7.0f);
-          fn(x.data(), ldx, m, k, w, rb, n, y.data(), ldy);
-          INFO("path " << name << " k=" << k << " n=" << n << " m=" << m);
-          std::int64_t bad = -1;
-          for (std::int64_t i = 0; i < m && bad < 0; ++i) {
-            for (std::int64_t j = 0; j < n; ++j) {
-              double exact = 0, mag = 0;
-              for (std::int64_t t = 0; t < k; ++t) {
-                const double p = static_cast<double>(x[static_cast<std::size_t>(i * ldx + t)]) * wd[static_cast<std::size_t>(j * k + t)];
-                exact += p;
-                mag += std::fabs(p);
-              }
-              const double bound = static_cast<double>(k + 1) * 0x1p-24 * mag;
-              const auto o = static_cast<std::size_t>(i * ldy + j);
-              const double err = std::fabs(static_cast<double>(y[o]) - exact);
-              if (std::fabs(static_cast<double>(ref[o]) - exact) > bound || err > bound ||
-                  std::fabs(static_cast<double>(y[o]) - ref[o]) > 2 * bound) {
-                bad = i * ldy + j;
-                break;
-              }
-              if (mag > 0) measured.tiles_rel = std::max(measured.tiles_rel, err / mag);
-            }
-            for (std::int64_t j = n; j < ldy; ++j)
-              if (y[static_cast<std::size_t>(i * ldy + j)] != -7.0f) bad = i * ldy + j;
-          }
-          INFO("first output out of bounds (i * ldy + j): " << bad);
-          REQUIRE(bad == -1);
-        }
-      }
-    }
-  }
+  const auto ks = slow_build ? std::vector<std::int64_t>{256, 768} : std::vector<std::int64_t>{256, 512, 768, 4096};
+  const auto ms = slow_build ? std::vector<std::int64_t>{1, 8, 9} : std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  measured.tiles_rel = std::max(measured.tiles_rel, ggml::float_paths_worst<F, FloatDot>(fill, ks, ms, activations_for));
 }
 
 /// @brief ops::linear with weights in F (a K-quant, or int8_activations of one), against the float
@@ -399,90 +382,19 @@ void check_linear(report& measured) {
   }
 }
 
-/// @brief A matrix in F written to a GGUF file by io::gguf_writer comes back with its bytes and
-/// ggml type (type_name), loads as float as F dequantizes it, reads into a quant::matrix<F> as it
-/// is, and visit_ggml_type finds F for its type.
-template <class F>
-void check_gguf_round_trip(const char* type_name) {
-  const auto w_src = test::random_tensor(shape{5, 512}, 77);
-  const auto q = quant::matrix<F>::quantize(w_src);
-  const auto p = std::filesystem::temp_directory_path() / (std::string("tformer_test_") + F::name + ".gguf");
-  {
-    io::gguf_writer w;
-    w.add_tensor("w", q);
-    w.write(p.string());
-  }
-  {
-    io::gguf_file f(p.string());
-    const auto& t = f.at("w");
-    CHECK(t.type_name == type_name);
-    CHECK(t.ggml_type == F::ggml_type);
-    CHECK(t.shape == std::vector<std::int64_t>{5, 512});
-    REQUIRE(f.bytes(t).size() == q.size_bytes());
-    CHECK(std::memcmp(f.bytes(t).data(), q.data(), q.size_bytes()) == 0);
-    const auto want = q.to_float();
-    const auto got = f.load_float("w");
-    REQUIRE(got.numel() == want.numel());
-    CHECK(std::memcmp(got.data(), want.data(), static_cast<std::size_t>(want.numel()) * sizeof(float)) == 0);
-    quant::matrix<F> back;
-    f.read("w", back);
-    CHECK(back.shape() == shape{5, 512});
-    CHECK(std::memcmp(back.data(), q.data(), q.size_bytes()) == 0);
-    std::string seen;
-    CHECK(quant::visit_ggml_type(F::ggml_type, [&](auto fmt) { seen = decltype(fmt)::name; }));
-    CHECK(seen == F::name);
-  }
-  std::filesystem::remove(p);
-}
-
-/// @brief F's matrices need whole super-blocks of 256 (the shape_error names F and the columns), a
-/// 3 x 512 matrix has rows of 2 F::block_bytes, and the registry finds F by name.
+/// @brief F's matrices need whole super-blocks of 256 (ggml::check_whole_blocks_and_registry): a
+/// 3 x 512 matrix has rows of 2 F::block_bytes.
 template <class F>
 void check_whole_blocks_and_registry() {
-  for (const std::int64_t cols : {1, 32, 100, 255, 257, 576}) {
-    const auto msg = test::thrown_message<shape_error>([&] { quant::matrix<F>(2, cols); });
-    INFO(msg);
-    CHECK(msg.find(F::name) != std::string::npos);
-    CHECK(msg.find(std::to_string(cols)) != std::string::npos);
-  }
-  CHECK_THROWS_AS(quant::matrix<F>::quantize(test::random_tensor(shape{2, 320}, 1)), shape_error);
-  const quant::matrix<F> ok(3, 512);
-  CHECK(ok.row_bytes() == 2 * F::block_bytes);
-  CHECK(ok.size_bytes() == static_cast<std::size_t>(6 * F::block_bytes));
-  std::string seen;
-  quant::visit_format(F::name, [&](auto f) {
-    seen = decltype(f)::name;
-    CHECK((std::is_same_v<decltype(f), F>));
-  });
-  CHECK(seen == F::name);
-  CHECK(quant::is_known_format(F::name));
+  ggml::check_whole_blocks_and_registry<F>({1, 32, 100, 255, 257, 576}, 320, 512, 2 * F::block_bytes, F::bits_per_weight);
 }
 
 /// @brief A super-block whose scale d is a NaN (put_nan writes it into the block) dequantizes to
-/// NaN in every weight, as ggml's float arithmetic does, and every product path gives NaN for the
-/// weight row that holds it and finite values for the others.
+/// NaN in every weight, and the float and fused products give NaN for the weight row that holds it
+/// and finite values for the others (ggml::check_nan_scale_fused).
 template <class F, class PutNan>
 void check_nan_scale(PutNan put_nan) {
-  constexpr std::int64_t k = 512, n = 2;
-  auto wm = quant::matrix<F>::quantize(test::random_tensor(shape{n, k}, 9));
-  put_nan(wm.data() + F::block_bytes);  // row 0, super-block 1
-  std::vector<float> y(static_cast<std::size_t>(k));
-  F::dequantize_row(wm.data(), y.data(), k);
-  std::int64_t finite_first = 0, nan_second = 0;
-  for (std::int64_t t = 0; t < 256; ++t) finite_first += std::isfinite(y[static_cast<std::size_t>(t)]) ? 1 : 0;
-  for (std::int64_t t = 256; t < 512; ++t) nan_second += std::isnan(y[static_cast<std::size_t>(t)]) ? 1 : 0;
-  CHECK(finite_first == 256);
-  CHECK(nan_second == 256);
-  const auto x = activations_for(1, k, 5);
-  float out[n];
-  F::float_product(x.data(), k, 1, k, wm.data(), wm.row_bytes(), n, out, n);
-  CHECK(std::isnan(out[0]));
-  CHECK(std::isfinite(out[1]));
-  auto acts = allocate_aligned<std::byte>(F::activation_bytes(1, k));
-  F::prepare_activations(x.data(), k, 1, k, acts.get());
-  F::fused_product(acts.get(), 1, k, wm.data(), wm.row_bytes(), n, out, n);
-  CHECK(std::isnan(out[0]));
-  CHECK(std::isfinite(out[1]));
+  ggml::check_nan_scale_fused<F>(put_nan, activations_for(1, 512, 5));
 }
 
 }  // namespace tformer::test::kquant

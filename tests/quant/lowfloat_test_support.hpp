@@ -36,6 +36,18 @@ inline const io::safetensors_file& fixture() {
   return f;
 }
 
+/// @brief The float32 at p (little endian: fp8's and nvfp4's block scales).
+inline float f32_at(const std::byte* p) {
+  std::uint32_t u = 0;
+  for (int i = 0; i < 4; ++i) u |= std::to_integer<std::uint32_t>(p[i]) << (8 * i);
+  return std::bit_cast<float>(u);
+}
+/// @brief Writes v at p as a little-endian float32.
+inline void put_f32(std::byte* p, float v) {
+  const auto u = std::bit_cast<std::uint32_t>(v);
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(u >> (8 * i));
+}
+
 /// @brief The bits of a float.
 inline std::uint32_t bits(float v) { return std::bit_cast<std::uint32_t>(v); }
 /// @brief Same float bits, or both NaN (NaN payloads are not part of any format's definition).

@@ -23,9 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <random>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -37,28 +35,8 @@
 
 namespace tformer::test::superblock {
 
-/// @brief Counts failures of a big loop and keeps the first one's description (one REQUIRE at the
-/// end instead of one per element).
-struct failures {
-  std::int64_t count = 0;
-  std::string first;
-  template <class Describe>
-  void add(Describe&& describe) {
-    if (count++ == 0) {
-      std::ostringstream s;
-      describe(s);
-      first = s.str();
-    }
-  }
-};
-#define TFORMER_REQUIRE_NO_FAILURES(f) \
-  do {                                 \
-    INFO((f).first);                   \
-    REQUIRE((f).count == 0);           \
-  } while (0)
-
-/// @brief The bits of a float (NaNs compared by payload too).
-inline std::uint32_t bits(float v) { return std::bit_cast<std::uint32_t>(v); }
+using ggml::bits;
+using ggml::failures;
 
 /// @brief The reference fixture: ggml's C quantizers and dequantizers on 16 rows of 512 floats.
 inline io::safetensors_file lowbit_fixture() {
@@ -120,83 +98,13 @@ void check_fixture(const io::safetensors_file& f, const std::string& name) {
   TFORMER_REQUIRE_NO_FAILURES(bad);
 }
 
-/// @brief A float-activation product path: y[i * ldy + j] for i < m, j < n.
-using float_fn = void (*)(const float*, std::int64_t, std::int64_t, std::int64_t, const std::byte*, std::int64_t,
-                          std::int64_t, float*, std::int64_t);
-
-/// @brief Every compiled path of F's float-activation product (kernels FloatDot, a
-/// superblock_dot::float_dot<...>), and F::float_product, against the dequantized weights (F's own
-/// dequantize_row, whose values the paths must make in registers) in double: random blocks from
-/// fill(gen, blk), k up to 4096 (1024 in the unoptimized build), n rows at an odd address, m = 1 ..
-/// 9 activation rows with a row stride wider than k, and a row stride of y wider than n (the gap
-/// must stay untouched). Each path is a float sum of k exact-weight products, so it is within (k +
-/// 1) u sum_t |x_t w_t| of the exact value (u = 2^-24), and differs from the scalar reference by at
-/// most twice that. Returns the worst |y - exact| / sum |x w| seen.
+/// @brief ggml::float_paths_worst for F (kernels FloatDot, a superblock_dot::float_dot<...>): k up
+/// to 4096 (1024 in the unoptimized build), m = 1 .. 9; every path within 1e-5 sum |x w| of the
+/// exact value. Returns the worst |y - exact| / sum |x w| seen.
 template <class F, class FloatDot, class Fill>
 double check_float_paths(Fill fill) {
-  std::vector<std::pair<std::string, float_fn>> paths{{"scalar", &FloatDot::scalar}};
-#if defined(TFORMER_GGML_DOT_AVX2)
-  paths.emplace_back("avx2", &FloatDot::avx2);
-#endif
-#if defined(TFORMER_GGML_DOT_AVX512F)
-  paths.emplace_back("avx512", &FloatDot::avx512);
-#endif
-  paths.emplace_back("float_product", &F::float_product);
-  std::mt19937 gen(23);
-  double worst = 0;
-  failures bad;
-  const std::vector<std::int64_t> ks = test::slow_build ? std::vector<std::int64_t>{256, 512, 1024}
-                                                        : std::vector<std::int64_t>{256, 512, 1024, 4096};
-  for (const std::int64_t k : ks) {
-    const std::int64_t nb = k / 256, rb = nb * F::block_bytes;
-    for (const std::int64_t n : {1, 3, 17}) {
-      std::vector<std::byte> wbuf(static_cast<std::size_t>(n * rb + 1));
-      std::byte* w = wbuf.data() + 1;
-      for (std::int64_t j = 0; j < n * nb; ++j) fill(gen, w + j * F::block_bytes);
-      std::vector<float> wd(static_cast<std::size_t>(n * k));  // [n, k]: the dequantized weights
-      for (std::int64_t j = 0; j < n; ++j) F::dequantize_row(w + j * rb, wd.data() + j * k, k);
-      for (std::int64_t m = 1; m <= 9; ++m) {
-        const std::int64_t ldx = k + 5, ldy = n + 3;
-        const auto x = ggml::padded_rows(ggml::activations_for(m, k, static_cast<std::uint32_t>(gen())), m, k, ldx);
-        std::vector<double> exact(static_cast<std::size_t>(m * n)), mag(exact.size());
-        for (std::int64_t i = 0; i < m; ++i)
-          for (std::int64_t j = 0; j < n; ++j) {
-            double e = 0, a = 0;
-            for (std::int64_t t = 0; t < k; ++t) {
-              const double p = static_cast<double>(x[static_cast<std::size_t>(i * ldx + t)]) * wd[static_cast<std::size_t>(j * k + t)];
-              e += p;
-              a += std::fabs(p);
-            }
-            exact[static_cast<std::size_t>(i * n + j)] = e;
-            mag[static_cast<std::size_t>(i * n + j)] = a;
-          }
-        std::vector<float> ref(static_cast<std::size_t>(m * ldy), -7.0f);
-        FloatDot::scalar(x.data(), ldx, m, k, w, rb, n, ref.data(), ldy);
-        for (const auto& [name, fn] : paths) {
-          std::vector<float> y(static_cast<std::size_t>(m * ldy), -7.0f);
-          fn(x.data(), ldx, m, k, w, rb, n, y.data(), ldy);
-          for (std::int64_t i = 0; i < m; ++i) {
-            for (std::int64_t j = 0; j < n; ++j) {
-              const auto o = static_cast<std::size_t>(i * ldy + j), e = static_cast<std::size_t>(i * n + j);
-              const double bound = static_cast<double>(k + 1) * 0x1p-24 * mag[e];
-              const double err = std::fabs(static_cast<double>(y[o]) - exact[e]);
-              if (!(std::fabs(static_cast<double>(ref[o]) - exact[e]) <= bound) || !(err <= bound) ||
-                  !(std::fabs(static_cast<double>(y[o]) - ref[o]) <= 2 * bound))
-                bad.add([&](auto& s) {
-                  s << "path " << name << " k=" << k << " n=" << n << " m=" << m << " i=" << i << " j=" << j << ": "
-                    << y[o] << ", scalar " << ref[o] << ", exact " << exact[e] << ", bound " << bound;
-                });
-              if (mag[e] > 0) worst = std::max(worst, err / mag[e]);
-            }
-            for (std::int64_t j = n; j < ldy; ++j)
-              if (y[static_cast<std::size_t>(i * ldy + j)] != -7.0f)
-                bad.add([&](auto& s) { s << "path " << name << " wrote y past n at i=" << i << " j=" << j; });
-          }
-        }
-      }
-    }
-  }
-  TFORMER_REQUIRE_NO_FAILURES(bad);
+  const auto ks = test::slow_build ? std::vector<std::int64_t>{256, 512, 1024} : std::vector<std::int64_t>{256, 512, 1024, 4096};
+  const double worst = ggml::float_paths_worst<F, FloatDot>(fill, ks, {1, 2, 3, 4, 5, 6, 7, 8, 9}, ggml::activations_for);
   INFO("worst |y - exact| / sum |x w| over every path: " << worst);
   CHECK(worst < 1e-5);
   return worst;
@@ -432,99 +340,70 @@ double check_fused_linear(Decode decode) {
   return worst;
 }
 
-/// @brief A matrix in F written to a GGUF file by io::gguf_writer comes back with its bytes and
-/// ggml type (type_name), loads as float as F dequantizes it, reads into a quant::matrix<F> as it
-/// is, and visit_ggml_type finds F for its type.
+/// @brief The GGUF reader's table agrees with F (type_name, block size and bytes), and a 5 x 512
+/// matrix in F goes through a GGUF file (ggml::check_gguf_round_trip).
 template <class F>
 void check_gguf_round_trip(const char* type_name) {
-  const auto* type = io::find_ggml_type(F::ggml_type);  // the GGUF reader's table agrees with F
+  const auto* type = io::find_ggml_type(F::ggml_type);
   REQUIRE(type != nullptr);
   CHECK(type->name == type_name);
   CHECK(type->block_size == F::block_size);
   CHECK(type->block_bytes == F::block_bytes);
-  const auto w_src = test::random_tensor(shape{5, 512}, 77);
-  const auto q = quant::matrix<F>::quantize(w_src);
-  const auto p = std::filesystem::temp_directory_path() / (std::string("tformer_test_") + F::name + ".gguf");
-  {
-    io::gguf_writer w;
-    w.add_tensor("w", q);
-    w.write(p.string());
-  }
-  {
-    io::gguf_file f(p.string());
-    const auto& t = f.at("w");
-    CHECK(t.type_name == type_name);
-    CHECK(t.ggml_type == F::ggml_type);
-    CHECK(t.shape == std::vector<std::int64_t>{5, 512});
-    REQUIRE(f.bytes(t).size() == q.size_bytes());
-    CHECK(std::memcmp(f.bytes(t).data(), q.data(), q.size_bytes()) == 0);
-    const auto want = q.to_float();
-    const auto got = f.load_float("w");
-    REQUIRE(got.numel() == want.numel());
-    CHECK(std::memcmp(got.data(), want.data(), static_cast<std::size_t>(want.numel()) * sizeof(float)) == 0);
-    quant::matrix<F> back;
-    f.read("w", back);
-    CHECK(back.shape() == shape{5, 512});
-    CHECK(std::memcmp(back.data(), q.data(), q.size_bytes()) == 0);
-    std::string seen;
-    CHECK(quant::visit_ggml_type(F::ggml_type, [&](auto fmt) { seen = decltype(fmt)::name; }));
-    CHECK(seen == F::name);
-  }
-  std::filesystem::remove(p);
+  ggml::check_gguf_round_trip<F>(type_name, 512);
 }
 
-/// @brief F's matrices need whole super-blocks (the shape_error names F and the columns), a 3 x 512
-/// matrix has rows of two blocks, and the registry finds F by name, with its bits per weight.
+/// @brief F's matrices need whole super-blocks (ggml::check_whole_blocks_and_registry): a 3 x 512
+/// matrix has rows of two blocks.
 template <class F>
 void check_whole_blocks_and_registry() {
-  for (const std::int64_t cols : {1, 32, 128, 255, 257, 300, 768 + 32}) {
-    const auto msg = test::thrown_message<shape_error>([&] { quant::matrix<F>(2, cols); });
-    INFO(msg);
-    CHECK(msg.find(F::name) != std::string::npos);
-    CHECK(msg.find(std::to_string(cols)) != std::string::npos);
-  }
-  CHECK_THROWS_AS(quant::matrix<F>::quantize(test::random_tensor(shape{2, 96}, 1)), shape_error);
-  const quant::matrix<F> ok(3, 512);
-  CHECK(ok.row_bytes() == 2 * F::block_bytes);
-  CHECK(ok.size_bytes() == static_cast<std::size_t>(6 * F::block_bytes));
-  std::string seen;
-  double bpw = 0;
-  quant::visit_format(F::name, [&](auto f) {
-    using G = decltype(f);
-    seen = G::name;
-    bpw = G::bits_per_weight;
-    CHECK((std::is_same_v<G, F>));
-  });
-  CHECK(seen == F::name);
-  CHECK(bpw == F::bits_per_weight);
-  CHECK(quant::is_known_format(F::name));
+  ggml::check_whole_blocks_and_registry<F>({1, 32, 128, 255, 257, 300, 768 + 32}, 96, 512, 2 * F::block_bytes, F::bits_per_weight);
 }
 
 /// @brief A block whose scale is a NaN (put_nan(blk) writes it) dequantizes to NaN in every weight,
 /// as ggml's float arithmetic does, and the float product gives NaN for the weight row that holds
-/// it and finite values for the others (ops::linear too).
+/// it and finite values for the others (ggml::check_nan_scale_float), ops::linear too.
 template <class F, class PutNan>
 void check_nan_scale(PutNan put_nan) {
   constexpr std::int64_t k = 512, n = 2;
-  auto wm = quant::matrix<F>::quantize(test::random_tensor(shape{n, k}, 9));
-  put_nan(wm.data() + F::block_bytes);  // row 0, block 1
-  std::vector<float> y(static_cast<std::size_t>(k));
-  F::dequantize_row(wm.data(), y.data(), k);
-  std::int64_t finite = 0, nan = 0;
-  for (std::int64_t t = 0; t < 256; ++t) finite += std::isfinite(y[static_cast<std::size_t>(t)]) ? 1 : 0;
-  for (std::int64_t t = 256; t < 512; ++t) nan += std::isnan(y[static_cast<std::size_t>(t)]) ? 1 : 0;
-  CHECK(finite == 256);
-  CHECK(nan == 256);
   const auto x = ggml::activations_for(1, k, 5);
-  float out[n];
-  F::float_product(x.data(), k, 1, k, wm.data(), wm.row_bytes(), n, out, n);
-  CHECK(std::isnan(out[0]));
-  CHECK(std::isfinite(out[1]));
+  const auto wm = ggml::check_nan_scale_float<F>(put_nan, x);
   tensor<float> xt(shape{1, k}), yt(shape{1, n});
   std::copy(x.begin(), x.end(), xt.data());
   ops::linear(xt, wm, yt);
   CHECK(std::isnan(yt(0, 0)));
   CHECK(std::isfinite(yt(0, 1)));
+}
+
+/// @brief got (F::quantize_row's blocks) holds want's bytes (ggml's), every one; the first
+/// failure names the byte, its block and its offset.
+template <class F>
+void require_same_blocks(const std::vector<std::byte>& got, const std::vector<std::byte>& want) {
+  failures bad;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i])
+      bad.add([&](auto& s) { s << "byte " << i << " (block " << i / F::block_bytes << ", offset " << i % F::block_bytes << ")"; });
+  TFORMER_REQUIRE_NO_FAILURES(bad);
+}
+
+/// @brief The round trip of x's random blocks (0, 6 and 7), quantized to got: where scale >= 1e-3
+/// (d in fp16's normal range) each block's relative RMS error rms(x - w) / rms(x) is below bound
+/// (measured; a loose bound), and the worst goes to worst_rel.
+template <class F>
+void check_block_rms(const std::vector<float>& x, const std::vector<std::byte>& got, float scale, double bound, double& worst_rel) {
+  std::vector<float> back(x.size());
+  F::dequantize_row(got.data(), back.data(), static_cast<std::int64_t>(x.size()));
+  for (const std::int64_t b : {0, 6, 7}) {
+    double e2 = 0, x2 = 0;
+    for (int t = 0; t < 256; ++t) {
+      const auto j = static_cast<std::size_t>(b * 256 + t);
+      e2 += (static_cast<double>(x[j]) - back[j]) * (static_cast<double>(x[j]) - back[j]);
+      x2 += static_cast<double>(x[j]) * x[j];
+    }
+    if (scale >= 1e-3f) {
+      CHECK(std::sqrt(e2 / x2) < bound);
+      worst_rel = std::max(worst_rel, std::sqrt(e2 / x2));
+    }
+  }
 }
 
 /// @brief A random finite binary16 (bits): 2^-14 .. 2^4 mostly, a subnormal 1 in 8, either sign.

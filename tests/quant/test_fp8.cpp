@@ -34,16 +34,8 @@ namespace {
 
 constexpr std::int64_t bb = 132;  // bytes per block
 
-/// The float32 at p (little endian).
-float f32_at(const std::byte* p) {
-  std::uint32_t u = 0;
-  for (int i = 0; i < 4; ++i) u |= std::to_integer<std::uint32_t>(p[i]) << (8 * i);
-  return std::bit_cast<float>(u);
-}
-void put_f32(std::byte* p, float v) {
-  const auto u = std::bit_cast<std::uint32_t>(v);
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(u >> (8 * i));
-}
+using lf::f32_at;
+using lf::put_f32;
 
 /// A random block: a scale in [2^-20, 2^4) of either sign, random codes other than NaN and inf.
 template <class F>

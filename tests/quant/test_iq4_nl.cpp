@@ -46,19 +46,7 @@ ggml::report measured("TFORMER_IQ4_NL_REPORT", "iq4_nl", "float paths");
 constexpr std::int64_t bb = 18;  // bytes per block
 constexpr std::int8_t levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-/// ggml's best_index_int8, as in ggml-quants.c (x arrives rounded to float).
-int ggml_best_index_int8(int n, const std::int8_t* val, float x) {
-  if (x <= val[0]) return 0;
-  if (x >= val[n - 1]) return n - 1;
-  int ml = 0, mu = n - 1;
-  while (mu - ml > 1) {
-    const int mav = (ml + mu) / 2;
-    if (x < val[mav]) mu = mav;
-    else ml = mav;
-  }
-  volatile float lo = x - static_cast<float>(val[mu - 1]), hi = static_cast<float>(val[mu]) - x;
-  return lo < hi ? mu - 1 : mu;
-}
+using ggml::ggml_best_index_int8;
 
 /// ggml's quantize_row_iq4_nl_ref (quantize_row_iq4_nl_impl with super_block_size = block_size =
 /// 32, no quant_weights, ntry = -1), written out as in ggml-quants.c with every product stored to
@@ -256,7 +244,7 @@ TEST_CASE("ops::linear with iq4_nl weights: the fused product when opted in, flo
 }
 
 TEST_CASE("iq4_nl goes through a GGUF file as type IQ4_NL", "[quant][iq4_nl][gguf]") {
-  ggml::check_gguf_round_trip<iq4_nl>("IQ4_NL");
+  ggml::check_gguf_round_trip<iq4_nl>("IQ4_NL", 96);
 }
 
 TEST_CASE("iq4_nl matrices need whole blocks; NaN scales stay NaN; the registry knows iq4_nl", "[quant][iq4_nl]") {

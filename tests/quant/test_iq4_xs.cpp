@@ -67,28 +67,8 @@ void ggml_dequantize_row_iq4_xs(const std::byte* x, float* y, std::int64_t k) {
   }
 }
 
-/// ggml's nearest_int: the magic-number addition, read back as bits.
-int ggml_nearest_int(float fval) {
-  volatile float val = fval + 12582912.f;
-  const float v = val;
-  std::int32_t i;
-  std::memcpy(&i, &v, sizeof i);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
-/// ggml's best_index_int8, as in ggml-quants.c (x arrives rounded to float).
-int ggml_best_index_int8(int n, const std::int8_t* val, float x) {
-  if (x <= val[0]) return 0;
-  if (x >= val[n - 1]) return n - 1;
-  int ml = 0, mu = n - 1;
-  while (mu - ml > 1) {
-    const int mav = (ml + mu) / 2;
-    if (x < val[mav]) mu = mav;
-    else ml = mav;
-  }
-  volatile float lo = x - static_cast<float>(val[mu - 1]), hi = static_cast<float>(val[mu]) - x;
-  return lo < hi ? mu - 1 : mu;
-}
+using ggml::ggml_best_index_int8;
+using ggml::ggml_nearest_int;
 
 /// ggml's quantize_row_iq4_nl_impl for super_block_size 256, block_size 32, no quant_weights,
 /// written out as in ggml-quants.c, every product stored to a volatile float (ISO C evaluation).
@@ -260,11 +240,7 @@ TEST_CASE("iq4_xs quantizes bit-exactly as ggml's quantize_row_iq4_xs_ref", "[qu
     iq4_xs::quantize_row(x.data(), got.data(), k);
     ggml_quantize_row_iq4_xs_ref(x.data(), want.data(), k);
     INFO("scale " << scale);
-    sb::failures bad;
-    for (std::size_t i = 0; i < got.size(); ++i)
-      if (got[i] != want[i])
-        bad.add([&](auto& s) { s << "byte " << i << " (block " << i / bb << ", offset " << i % bb << ")"; });
-    TFORMER_REQUIRE_NO_FAILURES(bad);
+    sb::require_same_blocks<iq4_xs>(got, want);
 
     // the all-zero block: d = -0 (0x8000), every scale 32 (l = 0), every index 8 (level 1, the
     // nearest to 0)
@@ -277,21 +253,8 @@ TEST_CASE("iq4_xs quantizes bit-exactly as ggml's quantize_row_iq4_xs_ref", "[qu
     const int outlier = block_index(got.data() + 2 * bb, 77);
     if (300.0f * scale <= 6e4f) CHECK((outlier == 0 || outlier == 15));
 
-    // round trip, on the random blocks: the relative RMS error per block (measured; a loose bound)
-    std::vector<float> back(static_cast<std::size_t>(k));
-    iq4_xs::dequantize_row(got.data(), back.data(), k);
-    for (const std::int64_t b : {0, 6, 7}) {
-      double e2 = 0, x2 = 0;
-      for (int t = 0; t < 256; ++t) {
-        const auto j = static_cast<std::size_t>(b * 256 + t);
-        e2 += (static_cast<double>(x[j]) - back[j]) * (static_cast<double>(x[j]) - back[j]);
-        x2 += static_cast<double>(x[j]) * x[j];
-      }
-      if (scale >= 1e-3f) {  // (d in fp16's normal range)
-        CHECK(std::sqrt(e2 / x2) < 0.15);
-        worst_rel = std::max(worst_rel, std::sqrt(e2 / x2));
-      }
-    }
+    // round trip on the random blocks: the relative RMS error per block
+    sb::check_block_rms<iq4_xs>(x, got, scale, 0.15, worst_rel);
   }
   if (std::getenv("TFORMER_LOWBIT_REPORT")) std::printf("iq4_xs round trip: worst block rms(x - w) / rms(x) = %.4f\n", worst_rel);
 }

@@ -190,7 +190,7 @@ TEST_CASE("every compiled mxfp4 float-product path equals the dequantized produc
 TEST_CASE("ops::linear with mxfp4 weights", "[quant][mxfp4]") { lf::check_linear<mxfp4>(); }
 
 TEST_CASE("mxfp4 goes through a GGUF file as type MXFP4", "[quant][mxfp4][gguf]") {
-  ggml::check_gguf_round_trip<mxfp4>("MXFP4");
+  ggml::check_gguf_round_trip<mxfp4>("MXFP4", 96);
 }
 
 TEST_CASE("mxfp4 matrices need whole blocks; NaN scales; the registry knows mxfp4", "[quant][mxfp4]") {

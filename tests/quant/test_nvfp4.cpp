@@ -32,15 +32,9 @@ namespace {
 
 constexpr std::int64_t bb = 40;  // bytes per block
 
-float f32_at(const std::byte* p) {
-  std::uint32_t u = 0;
-  for (int i = 0; i < 4; ++i) u |= std::to_integer<std::uint32_t>(p[i]) << (8 * i);
-  return std::bit_cast<float>(u);
-}
-void put_f32(std::byte* p, float v) {
-  const auto u = std::bit_cast<std::uint32_t>(v);
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(u >> (8 * i));
-}
+using lf::f32_at;
+using lf::put_f32;
+
 /// q of weight t (< 64) of a block: sub-block t / 16, byte 8 (t / 16) + t % 8, low nibble for t % 16 < 8.
 int block_q(const std::byte* blk, int t) {
   const auto byte = std::to_integer<int>(blk[8 + 8 * (t / 16) + t % 8]);

@@ -91,14 +91,7 @@ void ggml_dequantize_row_q3_K(const std::byte* x, float* y, std::int64_t k) {
   }
 }
 
-/// ggml's nearest_int: the magic-number addition, read back as bits.
-int ggml_nearest_int(float fval) {
-  volatile float val = fval + 12582912.f;
-  const float v = val;
-  std::int32_t i;
-  std::memcpy(&i, &v, sizeof i);
-  return (i & 0x007fffff) - 0x00400000;
-}
+using ggml::ggml_nearest_int;
 
 /// A product rounded to float before it is used (ISO C evaluation of ggml's expressions).
 float r(float v) {
@@ -313,11 +306,7 @@ TEST_CASE("q3_k quantizes bit-exactly as ggml's quantize_row_q3_K_ref", "[quant]
     q3_k::quantize_row(x.data(), got.data(), k);
     ggml_quantize_row_q3_K_ref(x.data(), want.data(), k);
     INFO("scale " << scale);
-    sb::failures bad;
-    for (std::size_t i = 0; i < got.size(); ++i)
-      if (got[i] != want[i])
-        bad.add([&](auto& s) { s << "byte " << i << " (block " << i / bb << ", offset " << i % bb << ")"; });
-    TFORMER_REQUIRE_NO_FAILURES(bad);
+    sb::require_same_blocks<q3_k>(got, want);
 
     // the all-zero block: d = 0, every scale byte 0, every code -4 (L = 0)
     const std::byte* b1 = got.data() + bb;
@@ -326,21 +315,8 @@ TEST_CASE("q3_k quantizes bit-exactly as ggml's quantize_row_q3_K_ref", "[quant]
     // one nonzero: it sets the scale; its code is the largest magnitude, -4
     CHECK(block_code(got.data() + 5 * bb, 255) == -4);
 
-    // round trip on the random blocks: the relative RMS error per block (measured; a loose bound)
-    std::vector<float> back(static_cast<std::size_t>(k));
-    q3_k::dequantize_row(got.data(), back.data(), k);
-    for (const std::int64_t b : {0, 6, 7}) {
-      double e2 = 0, x2 = 0;
-      for (int t = 0; t < 256; ++t) {
-        const auto j = static_cast<std::size_t>(b * 256 + t);
-        e2 += (static_cast<double>(x[j]) - back[j]) * (static_cast<double>(x[j]) - back[j]);
-        x2 += static_cast<double>(x[j]) * x[j];
-      }
-      if (scale >= 1e-3f) {  // (d in fp16's normal range)
-        CHECK(std::sqrt(e2 / x2) < 0.25);
-        worst_rel = std::max(worst_rel, std::sqrt(e2 / x2));
-      }
-    }
+    // round trip on the random blocks: the relative RMS error per block
+    sb::check_block_rms<q3_k>(x, got, scale, 0.25, worst_rel);
   }
   if (std::getenv("TFORMER_LOWBIT_REPORT")) std::printf("q3_k round trip: worst block rms(x - w) / rms(x) = %.4f\n", worst_rel);
 }

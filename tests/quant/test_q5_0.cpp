@@ -240,7 +240,7 @@ TEST_CASE("ops::linear with q5_0 weights: the fused product when opted in, float
 }
 
 TEST_CASE("q5_0 goes through a GGUF file as type Q5_0", "[quant][q5_0][gguf]") {
-  ggml::check_gguf_round_trip<q5_0>("Q5_0");
+  ggml::check_gguf_round_trip<q5_0>("Q5_0", 96);
 }
 
 TEST_CASE("q5_0 matrices need whole blocks; NaN scales stay NaN; the registry knows q5_0", "[quant][q5_0]") {

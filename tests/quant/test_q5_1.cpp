@@ -248,5 +248,5 @@ TEST_CASE("q5_1 matrices need whole blocks; NaN scales stay NaN; the registry kn
 }
 
 TEST_CASE("q5_1 goes through a GGUF file as type Q5_1", "[quant][q5_1][gguf]") {
-  ggml::check_gguf_round_trip<q5_1>("Q5_1");
+  ggml::check_gguf_round_trip<q5_1>("Q5_1", 96);
 }

@@ -73,35 +73,11 @@ TEST_CASE("q6_k is a fused weight format with ggml's Q6_K geometry", "[quant][q6
 
 TEST_CASE("q6_k dequantizes bit-exactly as ggml's dequantize_row_q6_K", "[quant][q6_k]") {
   // 22 super-blocks whose low bits, high bits and int8 scales hold every byte value
-  constexpr int nb = 22;
-  std::vector<std::byte> buf(nb * bb + 1);
-  std::byte* blocks = buf.data() + 1;  // unaligned
-  kq::systematic_superblocks(blocks, nb, bb, 0, {128, 192, 208});
-  const std::uint16_t halves[] = {0x3C00, 0xBC00, 0x0001, 0x03FF, 0x8001, 0x0000, 0x8000, 0x2E66, 0xC8F3, 0x7BFF};
-  std::vector<float> got(nb * 256), want(nb * 256);
-  for (const std::uint16_t d : halves) {
-    for (int b = 0; b < nb; ++b) ggml::put_u16(blocks + b * bb + 208, d);
-    q6_k::dequantize_row(blocks, got.data(), nb * 256);
-    ggml_dequantize_row_q6_K(blocks, want.data(), nb * 256);
-    INFO("d 0x" << std::hex << d << std::dec << ": first differing weight " << kq::first_difference(got.data(), want.data(), nb * 1024) / 4);
-    REQUIRE(kq::first_difference(got.data(), want.data(), nb * 1024) == -1);
-  }
+  kq::check_dequantize_systematic<q6_k>(0, {128, 192, 208}, {208}, ggml_dequantize_row_q6_K);
 }
 
 TEST_CASE("q6_k quantizes and dequantizes the reference fixture byte for byte", "[quant][q6_k]") {
   kq::check_fixture<q6_k>("q6_k");
-  // hand-checked edges of the fixture's input: super-block 4 is all zero, 7 below 1e-15
-  const auto f = kq::fixture();
-  const auto x = f.load<float>("input");
-  std::vector<std::byte> blk(bb);
-  q6_k::quantize_row(x.data() + 2 * 512, blk.data(), 256);  // row 2, super-block 0: all zero
-  CHECK(std::all_of(blk.begin(), blk.end(), [](std::byte v) { return v == std::byte{0}; }));
-  // a matrix packs its rows with quantize_row
-  const auto w = test::random_tensor(shape{3, 512}, 5);
-  const auto m = quant::matrix<q6_k>::quantize(w);
-  std::vector<std::byte> want(3 * 2 * bb);
-  for (int r = 0; r < 3; ++r) q6_k::quantize_row(w.data() + r * 512, want.data() + r * 2 * bb, 512);
-  CHECK(std::memcmp(m.data(), want.data(), want.size()) == 0);
 }
 
 TEST_CASE("every compiled q6_k fused path equals the scalar reference bit for bit", "[quant][q6_k]") {
@@ -121,7 +97,7 @@ TEST_CASE("ops::linear with q6_k weights: the fused product when opted in, float
 }
 
 TEST_CASE("q6_k goes through a GGUF file as type Q6_K", "[quant][q6_k][gguf]") {
-  kq::check_gguf_round_trip<q6_k>("Q6_K");
+  ggml::check_gguf_round_trip<q6_k>("Q6_K", 512);
 }
 
 TEST_CASE("q6_k matrices need whole super-blocks; NaN scales stay NaN; the registry knows q6_k", "[quant][q6_k]") {

@@ -115,27 +115,27 @@ struct blocks {
 /// 8.25 bits per weight); see the top of fp8.hpp.
 template <class E>
   requires std::is_same_v<E, e4m3> || std::is_same_v<E, e5m2>
-struct fp8_format {
+struct fp8_format : detail::lowfloat_dot::format_base<detail::fp8_kernels::blocks<E>> {
+  using base = detail::lowfloat_dot::format_base<detail::fp8_kernels::blocks<E>>;
   using element_type = E;
   static constexpr const char* name = std::is_same_v<E, e4m3> ? "fp8_e4m3" : "fp8_e5m2";
   static constexpr std::int64_t block_size = detail::fp8_kernels::block;
   static constexpr std::int64_t block_bytes = detail::fp8_kernels::block_bytes;
   static constexpr double bits_per_weight = 8.25;
 
-  /// @brief The float product's paths: float_dot::scalar (the reference), ::avx2, ::avx512 where
-  /// compiled, ::best (the one float_product uses, named by lowfloat_best_path).
-  using float_dot = detail::lowfloat_dot::float_dot<detail::fp8_kernels::blocks<E>>;
+  /// @brief The float product's paths (lowfloat_dot::format_base::float_dot).
+  using float_dot = typename base::float_dot;
 
   /// @brief x [n] -> n / 128 blocks, a scale per block (the recipe at the top of fp8.hpp); n % 128 == 0.
   static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    check_row(n);
+    base::check_row(name, n);
     for (std::int64_t b = 0; b < n / block_size; ++b)
       detail::fp8_kernels::quantize_block<E>(x + b * block_size, blocks + b * block_bytes);
   }
   /// @brief x [n] -> n / 128 blocks with one scale for the row (per-channel FP8): s = amax_row /
   /// max, each block as quantize_row makes it with that s (NaN when the row holds a non-finite value).
   static void quantize_row_per_channel(const float* x, std::byte* blocks, std::int64_t n) {
-    check_row(n);
+    base::check_row(name, n);
     const float s = detail::fp8_kernels::scale_for<E>(x, n);
     for (std::int64_t b = 0; b < n / block_size; ++b)
       detail::fp8_kernels::quantize_with_scale<E>(x + b * block_size, s, blocks + b * block_bytes);
@@ -143,31 +143,17 @@ struct fp8_format {
   /// @brief Packs a checkpoint's row as it is: codes [n] FP8 codes of E, scales [n / 128] one float
   /// per block (a DeepSeek-V3 tile scale, or a per-channel scale repeated) -> n / 128 blocks.
   static void pack_row(const std::uint8_t* codes, const float* scales, std::byte* blocks, std::int64_t n) {
-    check_row(n);
+    base::check_row(name, n);
     for (std::int64_t b = 0; b < n / block_size; ++b) {
       detail::lowfloat_dot::put_f32(blocks + b * block_bytes, scales[b]);
       std::memcpy(blocks + b * block_bytes + 4, codes + b * block_size, block_size);
     }
   }
   /// @brief n / 128 blocks -> y [n]: y[t] = (float)fp8(c_t) * s (exact decode, one rounding).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::fp8_kernels::blocks<E>::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n, float activations and
   /// the weights dequantized in registers (never written to memory); uses lowfloat_best_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
-
- private:
-  static void check_row(std::int64_t n) {
-    if (n % block_size != 0)
-      throw shape_error(std::string("tformer::quant::") + name + ": a row of " + std::to_string(n) +
-                        " weights is not a whole number of blocks of " + std::to_string(block_size));
-  }
+  using base::float_product;
 };
 
 /// @brief FP8 E4M3 weights with a float scale per block of 128 (fp8.hpp).

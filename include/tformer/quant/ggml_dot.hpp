@@ -6,6 +6,8 @@
 // has an offset m_w (Q4_1), whose term m_w * s_x (s_x = d_x * sum_t qx_t) is added per block as well.
 // Three compiled paths, chosen at compile time like the rest of the library: AVX-512 VNNI, AVX2 +
 // FMA, and a scalar reference that defines the result. No path writes dequantized weights to memory.
+// Also the loops of every float-activation product (float_loops: these formats' float_dot, and
+// superblock_dot's, lowfloat_dot's, int4_group's), each format giving a block decoder.
 // Internal: include a format header (q8_0.hpp, q4_0.hpp, ...).
 #pragma once
 
@@ -41,6 +43,12 @@
 #define TFORMER_GGML_DOT_INLINE __forceinline
 #else
 #define TFORMER_GGML_DOT_INLINE inline
+#endif
+// The same for a lambda (the per-register callbacks of the float products' decoders).
+#if defined(__GNUC__) || defined(__clang__)
+#define TFORMER_GGML_DOT_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define TFORMER_GGML_DOT_LAMBDA_INLINE
 #endif
 
 namespace tformer::quant::detail::ggml_dot {
@@ -299,7 +307,7 @@ struct dot {
   }
 };
 
-/// @brief The name of the path float_dot<B>::best uses in this build.
+/// @brief The name of the path float_loops<..>::best (and float_dot<B>::best) uses in this build.
 #if defined(TFORMER_GGML_DOT_AVX512F)
 inline constexpr const char* best_float_path = "avx512";
 #elif defined(TFORMER_GGML_DOT_AVX2)
@@ -308,43 +316,43 @@ inline constexpr const char* best_float_path = "avx2";
 inline constexpr const char* best_float_path = "scalar";
 #endif
 
-/// @brief The product with float activations (ops::linear's default for a few rows): y[i, j] =
-/// sum_t x[i, t] w[j, t] with w the dequantized weights, made block by block in registers as
-/// dequantize_row makes them, (q - zero) * d_w or q * d_w + m_w (one rounding each: q * d_w is
-/// exact), and never written to memory. x [m, k] floats (row stride ldx), k % 32 == 0; w -> n
-/// packed rows of row_bytes each; y[i * ldy + j]. Every path computes the same products of the
-/// same dequantized weights and activations; they differ only in the order of the float sums.
-template <block_policy B>
-struct float_dot {
-  /// @brief The 32 dequantized weights of the block at blk, in weight order.
-  static void dequantize_block(const std::byte* blk, float* w) noexcept {
-    const float dw = scale_of(blk);
-    typename B::int_type buf[block];
-    const typename B::int_type* q = B::ints(blk, buf);
-    if constexpr (B::has_offset) {
-      const float mw = q8_activations::half_at(blk + B::offset_at);
-      for (std::int64_t t = 0; t < block; ++t) w[t] = std::fma(static_cast<float>(q[t]), dw, mw);
-    } else {
-      for (std::int64_t t = 0; t < block; ++t) w[t] = static_cast<float>(static_cast<std::int32_t>(q[t]) - B::zero) * dw;
-    }
-  }
+/// @brief A block decoder of a float-activation product, as float_loops sees it:
+/// - bytes: the size of a block of Block weights (blocks are unaligned in memory).
+/// - dequantize(blk, w): w [Block] = the block's weights as the format's dequantize_row makes them.
+/// - decode_avx2(blk, fn): calls fn(o, v) with v (__m256) the weights o .. o + 7 of the block, for
+///   every o in 0, 8, .., Block - 8, each lane bit-identical to dequantize's.
+/// - decode_avx512(blk, fn): the same with v (__m512) the weights o .. o + 15.
+template <class D>
+concept float_decoder = requires(const std::byte* p, float* w) {
+  { D::bytes } -> std::convertible_to<std::int64_t>;
+  D::dequantize(p, w);
+};
 
-  /// @brief The reference: the weights of a block dequantized, then acc = fma(w_t, x_t, acc), t in
-  /// order, block after block.
+/// @brief The loops of every float-activation product (ggml_dot's, superblock_dot's, lowfloat_dot's
+/// and kquant_dot's reference), written once: y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for
+/// i < m, j < n, x [m, k] floats (row stride ldx), k % Block == 0, w -> n packed rows of row_bytes
+/// each, for up to 8 activation rows at a time; the weights of each block decoded by D as the
+/// format's dequantize_row makes them, in registers in the SIMD paths (never written to memory).
+/// Every path computes the same products of the same weights and activations; they differ only in
+/// the order of the float sums.
+template <std::int64_t Block, float_decoder D>
+struct float_loops {
+  /// @brief The reference: a block's weights dequantized (to the stack), then acc = fma(w_t, x_t,
+  /// acc), t in order, block after block.
   static void scalar(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                      std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % block == 0);
-    const std::int64_t nb = k / block;
+    TFORMER_ASSERT(k % Block == 0);
+    const std::int64_t nb = k / Block;
     for_row_groups(m, [&]<int R>(std::int64_t i0) {
       for (std::int64_t j = 0; j < n; ++j) {
         const std::byte* wr = w + j * row_bytes;
         float acc[R] = {};
         for (std::int64_t b = 0; b < nb; ++b) {
-          float wd[block];
-          dequantize_block(wr + b * B::bytes, wd);
+          float wd[Block];  // the block's weights
+          D::dequantize(wr + b * D::bytes, wd);
           for (int r = 0; r < R; ++r) {
-            const float* xr = x + (i0 + r) * ldx + b * block;
-            for (std::int64_t t = 0; t < block; ++t) acc[r] = std::fma(wd[t], xr[t], acc[r]);
+            const float* xr = x + (i0 + r) * ldx + b * Block;
+            for (std::int64_t t = 0; t < Block; ++t) acc[r] = std::fma(wd[t], xr[t], acc[r]);
           }
         }
         for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
@@ -353,34 +361,21 @@ struct float_dot {
   }
 
 #if defined(TFORMER_GGML_DOT_AVX2)
-  /// @brief AVX2 + FMA: a block's 32 integers (B::ints_avx2) widened to int32 and float 8 at a
-  /// time, scaled (and offset) as dequantize_row does, and multiplied into 8-lane accumulators, one
-  /// per activation row of the group.
+  /// @brief AVX2 + FMA: 8 weights per register, one 8-lane accumulator per activation row.
   static void avx2(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                    std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % block == 0);
-    const std::int64_t nb = k / block;
+    TFORMER_ASSERT(k % Block == 0);
+    const std::int64_t nb = k / Block;
     for_row_groups(m, [&]<int R>(std::int64_t i0) {
       for (std::int64_t j = 0; j < n; ++j) {
         const std::byte* wr = w + j * row_bytes;
         __m256 acc[R];
         for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
         for (std::int64_t b = 0; b < nb; ++b) {
-          const std::byte* blk = wr + b * B::bytes;
-          const __m256i q = B::ints_avx2(blk);
-          const __m256 dw = _mm256_set1_ps(scale_of(blk));
-          [[maybe_unused]] __m256 mw;
-          if constexpr (B::has_offset) mw = _mm256_set1_ps(q8_activations::half_at(blk + B::offset_at));
-          const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
-          for (int part = 0; part < 4; ++part) {  // weights 8 * part .. 8 * part + 7
-            const __m128i bytes = (part & 1) ? _mm_srli_si128(halves[part >> 1], 8) : halves[part >> 1];
-            const __m256i wi = B::is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
-            __m256 wf = _mm256_cvtepi32_ps(wi);
-            if constexpr (B::has_offset) wf = _mm256_fmadd_ps(wf, dw, mw);
-            else wf = _mm256_mul_ps(wf, dw);
-            for (int r = 0; r < R; ++r)
-              acc[r] = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + (i0 + r) * ldx + b * block + 8 * part), acc[r]);
-          }
+          const float* xb = x + i0 * ldx + b * Block;
+          D::decode_avx2(wr + b * D::bytes, [&](int o, __m256 v) TFORMER_GGML_DOT_LAMBDA_INLINE {
+            for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + r * ldx + o), acc[r]);
+          });
         }
         for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = hsum(acc[r]);
       }
@@ -392,28 +387,18 @@ struct float_dot {
   /// @brief AVX-512: as avx2, 16 weights per register.
   static void avx512(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                      std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % block == 0);
-    const std::int64_t nb = k / block;
+    TFORMER_ASSERT(k % Block == 0);
+    const std::int64_t nb = k / Block;
     for_row_groups(m, [&]<int R>(std::int64_t i0) {
       for (std::int64_t j = 0; j < n; ++j) {
         const std::byte* wr = w + j * row_bytes;
         __m512 acc[R];
         for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
         for (std::int64_t b = 0; b < nb; ++b) {
-          const std::byte* blk = wr + b * B::bytes;
-          const __m256i q = B::ints_avx2(blk);
-          const __m512 dw = _mm512_set1_ps(scale_of(blk));
-          [[maybe_unused]] __m512 mw;
-          if constexpr (B::has_offset) mw = _mm512_set1_ps(q8_activations::half_at(blk + B::offset_at));
-          const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
-          for (int half = 0; half < 2; ++half) {  // weights 16 * half .. 16 * half + 15
-            const __m512i wi = B::is_signed ? _mm512_cvtepi8_epi32(halves[half]) : _mm512_cvtepu8_epi32(halves[half]);
-            __m512 wf = _mm512_cvtepi32_ps(wi);
-            if constexpr (B::has_offset) wf = _mm512_fmadd_ps(wf, dw, mw);
-            else wf = _mm512_mul_ps(wf, dw);
-            for (int r = 0; r < R; ++r)
-              acc[r] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(x + (i0 + r) * ldx + b * block + 16 * half), acc[r]);
-          }
+          const float* xb = x + i0 * ldx + b * Block;
+          D::decode_avx512(wr + b * D::bytes, [&](int o, __m512 v) TFORMER_GGML_DOT_LAMBDA_INLINE {
+            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(xb + r * ldx + o), acc[r]);
+          });
         }
         for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
       }
@@ -433,5 +418,71 @@ struct float_dot {
 #endif
   }
 };
+
+/// @brief The blocks B as float_loops decodes them: dequantize_row's (q - zero) * d_w or
+/// q * d_w + m_w (one rounding each: q * d_w is exact).
+template <block_policy B>
+struct float_blocks {
+  static constexpr std::int64_t bytes = B::bytes;
+
+  /// @brief The 32 dequantized weights of the block at blk, in weight order.
+  static void dequantize(const std::byte* blk, float* w) noexcept {
+    const float dw = scale_of(blk);
+    typename B::int_type buf[block];
+    const typename B::int_type* q = B::ints(blk, buf);
+    if constexpr (B::has_offset) {
+      const float mw = q8_activations::half_at(blk + B::offset_at);
+      for (std::int64_t t = 0; t < block; ++t) w[t] = std::fma(static_cast<float>(q[t]), dw, mw);
+    } else {
+      for (std::int64_t t = 0; t < block; ++t) w[t] = static_cast<float>(static_cast<std::int32_t>(q[t]) - B::zero) * dw;
+    }
+  }
+
+#if defined(TFORMER_GGML_DOT_AVX2)
+  /// @brief The block's 32 integers (B::ints_avx2) widened to int32 and float 8 at a time, scaled
+  /// (and offset) as dequantize does.
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
+    const __m256i q = B::ints_avx2(blk);
+    const __m256 dw = _mm256_set1_ps(scale_of(blk));
+    [[maybe_unused]] __m256 mw;
+    if constexpr (B::has_offset) mw = _mm256_set1_ps(q8_activations::half_at(blk + B::offset_at));
+    const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    for (int part = 0; part < 4; ++part) {  // weights 8 * part .. 8 * part + 7
+      const __m128i bytes = (part & 1) ? _mm_srli_si128(halves[part >> 1], 8) : halves[part >> 1];
+      const __m256i wi = B::is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
+      __m256 wf = _mm256_cvtepi32_ps(wi);
+      if constexpr (B::has_offset) wf = _mm256_fmadd_ps(wf, dw, mw);
+      else wf = _mm256_mul_ps(wf, dw);
+      fn(8 * part, wf);
+    }
+  }
+#endif
+
+#if defined(TFORMER_GGML_DOT_AVX512F)
+  /// @brief As decode_avx2, 16 weights per register.
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx512(const std::byte* blk, Fn&& fn) noexcept {
+    const __m256i q = B::ints_avx2(blk);
+    const __m512 dw = _mm512_set1_ps(scale_of(blk));
+    [[maybe_unused]] __m512 mw;
+    if constexpr (B::has_offset) mw = _mm512_set1_ps(q8_activations::half_at(blk + B::offset_at));
+    const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    for (int half = 0; half < 2; ++half) {  // weights 16 * half .. 16 * half + 15
+      const __m512i wi = B::is_signed ? _mm512_cvtepi8_epi32(halves[half]) : _mm512_cvtepu8_epi32(halves[half]);
+      __m512 wf = _mm512_cvtepi32_ps(wi);
+      if constexpr (B::has_offset) wf = _mm512_fmadd_ps(wf, dw, mw);
+      else wf = _mm512_mul_ps(wf, dw);
+      fn(16 * half, wf);
+    }
+  }
+#endif
+};
+
+/// @brief The product with float activations (ops::linear's default for a few rows): y[i, j] =
+/// sum_t x[i, t] w[j, t] with w the dequantized weights, made block by block in registers as
+/// dequantize_row makes them (float_blocks<B>) and never written to memory; float_loops' paths.
+template <block_policy B>
+using float_dot = float_loops<block, float_blocks<B>>;
 
 }  // namespace tformer::quant::detail::ggml_dot

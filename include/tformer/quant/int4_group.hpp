@@ -26,50 +26,29 @@
 // differ only in the order of the float sums. No path writes dequantized weights to memory.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
-#include "int8_channel.hpp"  // channel_kernels::for_row_groups, the path macros
-#include "q4_0.hpp"          // q4_0_kernels::nibble_of (ggml's rounding to a nibble)
+#include "ggml_dot.hpp"      // float_loops
+#include "int8_channel.hpp"  // the path macros
+#include "q4_1.hpp"          // q4_1_kernels::quantize_group (ggml's Q4_1 quantizer)
 #include "q8_activations.hpp"  // binary16 fields (half_at, put_half)
 
 namespace tformer::quant {
 
 namespace detail::int4_group_kernels {
 
-using channel_kernels::for_row_groups;
-
-/// @brief The fields and kernels of groups of G weights.
+/// @brief The fields of groups of G weights, and their decoding for ggml_dot::float_loops.
 template <std::int64_t G>
-struct groups {
+struct group_blocks {
   static constexpr std::int64_t bytes = 4 + G / 2;
 
   /// @brief x [G] -> the group at blk (ggml's Q4_1 quantizer on G values).
-  static void quantize(const float* x, std::byte* blk) noexcept {
-    float min = std::numeric_limits<float>::max(), max = -std::numeric_limits<float>::max();
-    for (std::int64_t j = 0; j < G; ++j) {
-      const float v = x[j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    const float d = (max - min) / 15.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    q8_activations::put_half(blk, d);
-    q8_activations::put_half(blk + 2, min);
-    auto* qs = reinterpret_cast<std::uint8_t*>(blk + 4);
-    for (std::int64_t j = 0; j < G / 2; ++j) {
-      // x - min and its product with id are float operations; nibble_of adds 0.5 and truncates
-      const std::uint8_t lo = q4_0_kernels::nibble_of((x[j] - min) * id, 0.5);
-      const std::uint8_t hi = q4_0_kernels::nibble_of((x[j + G / 2] - min) * id, 0.5);
-      qs[j] = static_cast<std::uint8_t>(lo | hi << 4);
-    }
-  }
+  static void quantize(const float* x, std::byte* blk) noexcept { q4_1_kernels::quantize_group<G>(x, blk); }
 
   /// @brief The group at blk -> w [G]: w_t = fma(q_t, d, m) (= q_t * d + m, q_t * d exact).
   static void dequantize(const std::byte* blk, float* w) noexcept {
@@ -81,104 +60,43 @@ struct groups {
     }
   }
 
-  /// @brief The reference product: each group dequantized, acc = fma(w_t, x_t, acc), t in order.
-  static void scalar(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                     std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % G == 0);
-    for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* row = w + j * row_bytes;
-        float acc[R] = {};
-        for (std::int64_t g = 0; g < k / G; ++g) {
-          float wd[G];
-          dequantize(row + g * bytes, wd);
-          for (int r = 0; r < R; ++r) {
-            const float* xr = x + (i0 + r) * ldx + g * G;
-            for (std::int64_t t = 0; t < G; ++t) acc[r] = std::fma(wd[t], xr[t], acc[r]);
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
-      }
-    });
-  }
-
 #if defined(TFORMER_CHANNEL_DOT_AVX2)
-  /// @brief AVX2 + FMA: per 8 bytes of nibbles, the 8 low (weights 8h ..) and 8 high (G/2 + 8h ..)
-  /// widened to float and dequantized with one fma each.
-  static void avx2(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                   std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % G == 0);
+  /// @brief Per 8 bytes of nibbles, the 8 low (weights 8h ..) and 8 high (G/2 + 8h ..) widened to
+  /// float and dequantized with one fma each: fn(o, v) for weights o .. o + 7.
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
     const __m128i low4 = _mm_set1_epi8(0x0F);
-    for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* row = w + j * row_bytes;
-        __m256 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-        for (std::int64_t g = 0; g < k / G; ++g) {
-          const std::byte* blk = row + g * bytes;
-          const __m256 d = _mm256_set1_ps(q8_activations::half_at(blk)), mn = _mm256_set1_ps(q8_activations::half_at(blk + 2));
-          for (std::int64_t h = 0; h < G / 16; ++h) {
-            const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 4 + 8 * h));
-            const __m256 lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(b, low4))), d, mn);
-            const __m256 hi =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), low4))), d, mn);
-            for (int r = 0; r < R; ++r) {
-              const float* xr = x + (i0 + r) * ldx + g * G;
-              acc[r] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(xr + 8 * h), acc[r]);
-              acc[r] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(xr + G / 2 + 8 * h), acc[r]);
-            }
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = channel_kernels::hsum(acc[r]);
-      }
-    });
+    const __m256 d = _mm256_set1_ps(q8_activations::half_at(blk)), mn = _mm256_set1_ps(q8_activations::half_at(blk + 2));
+    for (int h = 0; h < G / 16; ++h) {
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 4 + 8 * h));
+      fn(8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(b, low4))), d, mn));
+      fn(static_cast<int>(G / 2) + 8 * h,
+         _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), low4))), d, mn));
+    }
   }
 #endif
 
 #if defined(TFORMER_CHANNEL_DOT_AVX512F)
-  /// @brief AVX-512: as avx2, 16 low and 16 high nibbles per 16 bytes.
-  static void avx512(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                     std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % G == 0);
+  /// @brief As decode_avx2, 16 low and 16 high nibbles per 16 bytes.
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx512(const std::byte* blk, Fn&& fn) noexcept {
     const __m128i low4 = _mm_set1_epi8(0x0F);
-    for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* row = w + j * row_bytes;
-        __m512 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-        for (std::int64_t g = 0; g < k / G; ++g) {
-          const std::byte* blk = row + g * bytes;
-          const __m512 d = _mm512_set1_ps(q8_activations::half_at(blk)), mn = _mm512_set1_ps(q8_activations::half_at(blk + 2));
-          for (std::int64_t h = 0; h < G / 32; ++h) {
-            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4 + 16 * h));
-            const __m512 lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(b, low4))), d, mn);
-            const __m512 hi =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), low4))), d, mn);
-            for (int r = 0; r < R; ++r) {
-              const float* xr = x + (i0 + r) * ldx + g * G;
-              acc[r] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xr + 16 * h), acc[r]);
-              acc[r] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xr + G / 2 + 16 * h), acc[r]);
-            }
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
-      }
-    });
+    const __m512 d = _mm512_set1_ps(q8_activations::half_at(blk)), mn = _mm512_set1_ps(q8_activations::half_at(blk + 2));
+    for (int h = 0; h < G / 32; ++h) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4 + 16 * h));
+      fn(16 * h, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(b, low4))), d, mn));
+      fn(static_cast<int>(G / 2) + 16 * h,
+         _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), low4))), d, mn));
+    }
   }
 #endif
-
-  /// @brief The best path compiled in (channel_kernels::best_float_path names it).
-  static void best(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                   std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-#if defined(TFORMER_CHANNEL_DOT_AVX512F)
-    avx512(x, ldx, m, k, w, row_bytes, n, y, ldy);
-#elif defined(TFORMER_CHANNEL_DOT_AVX2)
-    avx2(x, ldx, m, k, w, row_bytes, n, y, ldy);
-#else
-    scalar(x, ldx, m, k, w, row_bytes, n, y, ldy);
-#endif
-  }
 };
+
+/// @brief The fields and kernels of groups of G weights: group_blocks' and the float product's
+/// paths (ggml_dot::float_loops: scalar, the reference, avx2, avx512 where compiled, and best,
+/// named by channel_kernels::best_float_path).
+template <std::int64_t G>
+struct groups : group_blocks<G>, ggml_dot::float_loops<G, group_blocks<G>> {};
 
 /// @brief The format's name for group size G.
 template <std::int64_t G>

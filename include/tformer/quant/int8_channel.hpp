@@ -225,14 +225,9 @@ struct float_dot {
   }
 };
 
-/// @brief The name of the path float_dot<L>::best uses in this build.
-#if defined(TFORMER_CHANNEL_DOT_AVX512F)
-inline constexpr const char* best_float_path = "avx512";
-#elif defined(TFORMER_CHANNEL_DOT_AVX2)
-inline constexpr const char* best_float_path = "avx2";
-#else
-inline constexpr const char* best_float_path = "scalar";
-#endif
+/// @brief The name of the path float_dot<L>::best uses in this build (the channel path macros are
+/// ggml_dot's float ones: the same choice).
+using ggml_dot::best_float_path;
 
 using int8_layout = layout<std::int8_t, 4, true>;
 using uint8_layout = layout<std::uint8_t, 8, false>;

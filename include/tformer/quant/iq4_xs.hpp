@@ -198,12 +198,14 @@ struct blocks {
 using float_dot = superblock_dot::float_dot<blocks>;
 using superblock_dot::best_float_path;
 
+using format_base = superblock_dot::format_base<blocks, &quantize_block>;
+
 }  // namespace detail::iq4_xs_kernels
 
 /// @brief ggml's IQ4_XS: super-blocks of 256 4-bit indices into IQ4_NL's 16 non-linear levels, a
 /// 6-bit scale per 32 and one binary16 scale (136 bytes, 4.25 bits per weight), bit-exact with
 /// ggml (see the top of iq4_xs.hpp).
-struct iq4_xs {
+struct iq4_xs : detail::iq4_xs_kernels::format_base {
   static constexpr const char* name = "iq4_xs";
   static constexpr std::int64_t block_size = detail::iq4_xs_kernels::block;
   static constexpr std::int64_t block_bytes = detail::iq4_xs_kernels::block_bytes;
@@ -211,25 +213,14 @@ struct iq4_xs {
   static constexpr std::uint32_t ggml_type = 23;  // GGML_TYPE_IQ4_XS
 
   /// @brief x [n] -> n / 256 blocks (ggml's quantize_row_iq4_xs_ref); n % 256 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::iq4_xs_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::iq4_xs_kernels::format_base::quantize_row;
   /// @brief n / 256 blocks -> y [n]: y[t] = dl_ib * (float)kvalues[index_t] (ggml's
   /// dequantize_row_iq4_xs: dl_ib exact, one rounding per weight).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::iq4_xs_kernels::blocks::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using detail::iq4_xs_kernels::format_base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// and the weights dequantized in registers (never written to memory); w points at n packed rows
   /// of row_bytes each, k % 256 == 0. Uses best_float_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::iq4_xs_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::iq4_xs_kernels::format_base::float_product;
 };
 
 static_assert(float_product_format<iq4_xs>);

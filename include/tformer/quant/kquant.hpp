@@ -8,17 +8,17 @@
 // baseline do that (tools/make_kquant_fixtures.py checks the library it calls for fma
 // instructions); GCC's default -ffp-contract=fast on an FMA target would fuse a * b + c into one
 // rounding, across statements, and change the searches' choices on some inputs. Here every such
-// product goes through mul() below, whose result the compiler cannot see into, so no contraction
-// setting can fuse it. Divisions, comparisons and products that only feed other products are left
-// as they are (nothing can contract them).
+// product goes through mul() (ggml_rounding.hpp, shared with iq4_xs, q2_k and q3_k), whose result
+// the compiler cannot see into, so no contraction setting can fuse it. Divisions, comparisons and
+// products that only feed other products are left as they are (nothing can contract them).
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "../config.hpp"
+#include "ggml_rounding.hpp"  // rounded, mul, nearest_int
 #include "q8_activations.hpp"  // half_at, put_half (the blocks' binary16 fields)
 
 namespace tformer::quant::detail::kquant {
@@ -26,32 +26,9 @@ namespace tformer::quant::detail::kquant {
 inline constexpr std::int64_t super_block = 256;  // QK_K: weights per K-quant block
 inline constexpr float group_max_eps = 1e-15f;    // GROUP_MAX_EPS: smaller magnitudes count as zero
 
-/// @brief v rounded to float where it stands: an optimization barrier that keeps the compiler from
-/// fusing the product that made v with the addition that uses it (an empty asm on GCC and clang;
-/// a volatile round trip elsewhere).
-[[gnu::always_inline]] inline float rounded(float v) noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-  __asm__("" : "+x"(v));
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
-  __asm__("" : "+w"(v));
-#else
-  volatile float t = v;
-  v = t;
-#endif
-  return v;
-}
-/// @brief a * b rounded to float, never fused with what uses it.
-[[gnu::always_inline]] inline float mul(float a, float b) noexcept { return rounded(a * b); }
-
-/// @brief ggml's nearest_int: fval + 1.5 * 2^23 rounds fval to the nearest integer (ties to even)
-/// in the low mantissa bits, which are read back. Exact for |fval| <= 4194303 (ggml asserts it in
-/// debug builds only); outside that range, and for NaN, the same bits as ggml give the same int.
-inline int nearest_int(float fval) noexcept {
-  const float val = fval + 12582912.0f;
-  std::int32_t i;
-  std::memcpy(&i, &val, sizeof i);
-  return (i & 0x007fffff) - 0x00400000;
-}
+using ggml_rounding::mul;          // a * b rounded to float, never fused
+using ggml_rounding::nearest_int;  // ggml's nearest_int, halves to even
+using ggml_rounding::rounded;      // v rounded to float where it stands
 
 /// @brief ggml's make_qx_quants (symmetric levels l in [-nmax, nmax - 1], stored as l + nmax in L):
 /// max = the x_i of largest magnitude (the first on ties), 0 with L = 0 when below

@@ -32,7 +32,7 @@
 #include <utility>
 
 #include "../config.hpp"
-#include "ggml_dot.hpp"  // for_row_groups, hsum, the path macros
+#include "ggml_dot.hpp"  // for_row_groups, float_loops, hsum, the path macros and names
 #include "kquant.hpp"
 #include "q8_k.hpp"
 
@@ -83,14 +83,10 @@ inline void dequantize_superblock(const std::byte* blk, float* w) noexcept {
   }
 }
 
-/// @brief The name of the path fused<B>::best uses in this build.
-#if defined(TFORMER_GGML_DOT_AVX512VNNI)
-inline constexpr const char* best_path = "avx512vnni";
-#elif defined(TFORMER_GGML_DOT_AVX2)
-inline constexpr const char* best_path = "avx2";
-#else
-inline constexpr const char* best_path = "scalar";
-#endif
+/// @brief The names of the paths fused<B>::best and float_dot<B>::best use in this build (the
+/// same compile-time choice as ggml_dot's).
+using ggml_dot::best_float_path;
+using ggml_dot::best_path;
 
 #if defined(TFORMER_GGML_DOT_AVX2) || defined(TFORMER_GGML_DOT_AVX512VNNI)
 /// @brief The 8 int32 lanes of v, summed (exact).
@@ -264,19 +260,15 @@ struct fused {
   }
 };
 
-/// @brief The name of the path float_dot<B>::best uses in this build.
-#if defined(TFORMER_GGML_DOT_AVX512F)
-inline constexpr const char* best_float_path = "avx512";
-#elif defined(TFORMER_GGML_DOT_AVX2)
-inline constexpr const char* best_float_path = "avx2";
-#else
-inline constexpr const char* best_float_path = "scalar";
-#endif
-
 /// @brief The product with float activations: x [m, k] (row stride ldx), k % 256 == 0; w -> n
 /// packed rows of row_bytes each; y[i * ldy + j] = sum_t x[i, t] w_j[t].
 template <superblock_policy B>
 struct float_dot {
+  /// @brief B's super-blocks as ggml_dot::float_loops' reference dequantizes them.
+  struct superblocks {
+    static constexpr std::int64_t bytes = B::bytes;
+    static void dequantize(const std::byte* blk, float* w) noexcept { dequantize_superblock<B>(blk, w); }
+  };
   /// @brief Independent accumulators per activation row for the SIMD paths: few rows would
   /// otherwise wait on the latency of one chain of fmas.
   static constexpr int accumulators(int rows) noexcept { return rows <= 2 ? 4 : rows <= 4 ? 2 : 1; }
@@ -303,25 +295,10 @@ struct float_dot {
   }
 
   /// @brief The reference: a super-block dequantized (dequantize_superblock), then acc = fma(w_t,
-  /// x_t, acc), t in order.
+  /// x_t, acc), t in order (ggml_dot::float_loops' scalar path).
   static void scalar(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                      std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % block == 0);
-    const std::int64_t nb = k / block;
-    for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        float acc[R] = {};
-        for (std::int64_t b = 0; b < nb; ++b) {
-          float wd[block];
-          dequantize_superblock<B>(w + j * row_bytes + b * B::bytes, wd);
-          for (int r = 0; r < R; ++r) {
-            const float* xr = x + (i0 + r) * ldx + b * block;
-            for (std::int64_t t = 0; t < block; ++t) acc[r] = std::fma(wd[t], xr[t], acc[r]);
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
-      }
-    });
+    ggml_dot::float_loops<block, superblocks>::scalar(x, ldx, m, k, w, row_bytes, n, y, ldy);
   }
 
 #if defined(TFORMER_GGML_DOT_AVX2)
@@ -422,22 +399,10 @@ struct float_dot {
   }
 };
 
-/// @brief The members of a K-quant format that only forward: QuantizeBlock(x, blk) quantizes one
-/// super-block of 256 floats into B::bytes bytes; dequantize_row, the Q8_K activations and the
-/// products come from B through the loops above. Each format's struct derives from it and names
-/// (and documents) the members it takes.
-template <superblock_policy B, auto QuantizeBlock>
-struct format_base {
-  /// @brief x [n] -> n / 256 super-blocks, one QuantizeBlock each; n % 256 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block == 0);
-    for (std::int64_t b = 0; b < n / block; ++b) QuantizeBlock(x + b * block, blocks + b * B::bytes);
-  }
-  /// @brief n / 256 super-blocks -> y [n] (dequantize_superblock: ggml's dequantize_row_*).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block == 0);
-    for (std::int64_t b = 0; b < n / block; ++b) dequantize_superblock<B>(blocks + b * B::bytes, y + b * block);
-  }
+/// @brief The members of a format with ggml's Q8_K activations and a fused<B> product that only
+/// forward (K-quants, and q2_k, q3_k, tq2_0 beside superblock_dot::format_base).
+template <superblock_policy B>
+struct fused_base {
   /// @brief Scratch bytes for m rows of k activations (q8_k::activations).
   static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept { return q8_k::bytes(m, k); }
   /// @brief x [m, k] (row stride ldx) -> acts: ggml's Q8_K blocks. k % 256 == 0.
@@ -448,6 +413,24 @@ struct format_base {
   static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
                             std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
     fused<B>::best(acts, m, k, w, row_bytes, n, y, ldy);
+  }
+};
+
+/// @brief The members of a K-quant format that only forward: QuantizeBlock(x, blk) quantizes one
+/// super-block of 256 floats into B::bytes bytes; dequantize_row, the Q8_K activations and the
+/// products come from B through the loops above. Each format's struct derives from it and names
+/// (and documents) the members it takes.
+template <superblock_policy B, auto QuantizeBlock>
+struct format_base : fused_base<B> {
+  /// @brief x [n] -> n / 256 super-blocks, one QuantizeBlock each; n % 256 == 0.
+  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
+    TFORMER_ASSERT(n % block == 0);
+    for (std::int64_t b = 0; b < n / block; ++b) QuantizeBlock(x + b * block, blocks + b * B::bytes);
+  }
+  /// @brief n / 256 super-blocks -> y [n] (dequantize_superblock: ggml's dequantize_row_*).
+  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
+    TFORMER_ASSERT(n % block == 0);
+    for (std::int64_t b = 0; b < n / block; ++b) dequantize_superblock<B>(blocks + b * B::bytes, y + b * block);
   }
   /// @brief float_dot<B>::best: the float-activation product's best path (best_float_path).
   static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,

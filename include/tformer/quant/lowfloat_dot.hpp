@@ -2,10 +2,11 @@
 // written once: y[i, j] = sum_t x[i, t] w[j, t] with w the weights exactly as the format's
 // dequantize_row makes them, decoded block by block in registers and never written to memory, for
 // up to 8 activation rows at a time (ggml_dot's row groups). What differs per format is a block
-// policy (lowfloat_block below): how a block's weights become floats. Three compiled paths, chosen at
-// compile time like the rest of the library: AVX-512, AVX2 + FMA + F16C, and a scalar reference that
-// defines the result; the paths compute the same weights and products and differ only in the order
-// of the float sums. Internal: include a format header (fp8.hpp, mxfp4.hpp, nvfp4.hpp).
+// policy (lowfloat_block below): how a block's weights become floats. The loops are
+// ggml_dot::float_loops' three paths (AVX-512, AVX2 + FMA + F16C here, and a scalar reference that
+// defines the result); they compute the same weights and products and differ only in the order of
+// the float sums. format_base holds the members the formats share. Internal: include a format
+// header (fp8.hpp, mxfp4.hpp, nvfp4.hpp).
 #pragma once
 
 #include <bit>
@@ -14,9 +15,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "../config.hpp"
-#include "ggml_dot.hpp"  // for_row_groups, hsum, the row-group size
+#include "../core/error.hpp"
+#include "ggml_dot.hpp"  // float_loops
 #include "lowfloat.hpp"
 
 namespace tformer::quant::detail::lowfloat_dot {
@@ -36,101 +39,81 @@ concept lowfloat_block = requires(const std::byte* p, float* w) {
   B::dequantize(p, w);
 } && B::block % chunk == 0;
 
-/// @brief The product over blocks B: x [m, k] floats (row stride ldx), k % B::block == 0; w -> n
-/// packed weight rows of row_bytes each; y[i * ldy + j] for i < m, j < n.
+/// @brief The blocks B as ggml_dot::float_loops decodes them: B's chunks of 32 weights, register
+/// by register, in weight order.
 template <lowfloat_block B>
-struct float_dot {
-  /// @brief The reference: each block's weights dequantized, then acc = fma(w_t, x_t, acc), t in
-  /// order, block after block.
-  static void scalar(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                     std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % B::block == 0);
-    const std::int64_t nb = k / B::block;
-    ggml_dot::for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* wr = w + j * row_bytes;
-        float acc[R] = {};
-        for (std::int64_t b = 0; b < nb; ++b) {
-          float wd[B::block];  // the block's weights: [block]
-          B::dequantize(wr + b * B::bytes, wd);
-          for (int r = 0; r < R; ++r) {
-            const float* xr = x + (i0 + r) * ldx + b * B::block;
-            for (std::int64_t t = 0; t < B::block; ++t) acc[r] = std::fma(wd[t], xr[t], acc[r]);
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = acc[r];
-      }
-    });
-  }
-
+struct float_blocks {
+  static constexpr std::int64_t bytes = B::bytes;
+  static void dequantize(const std::byte* blk, float* w) noexcept { B::dequantize(blk, w); }
 #if defined(TFORMER_LOWFLOAT_AVX2)
-  /// @brief AVX2 + FMA: a chunk of 32 weights in 4 registers, multiplied into one 8-lane
-  /// accumulator per activation row of the group.
-  static void avx2(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                   std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % B::block == 0);
-    const std::int64_t nb = k / B::block;
-    ggml_dot::for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* wr = w + j * row_bytes;
-        __m256 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-        for (std::int64_t b = 0; b < nb; ++b) {
-          const std::byte* blk = wr + b * B::bytes;
-          for (int c = 0; c < B::block / chunk; ++c) {
-            __m256 wv[4];  // weights chunk * c + 8 q .. + 7
-            B::avx2(blk, c, wv);
-            for (int r = 0; r < R; ++r) {
-              const float* xr = x + (i0 + r) * ldx + b * B::block + c * chunk;
-              for (int q = 0; q < 4; ++q) acc[r] = _mm256_fmadd_ps(wv[q], _mm256_loadu_ps(xr + 8 * q), acc[r]);
-            }
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = ggml_dot::hsum(acc[r]);
-      }
-    });
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
+    for (int c = 0; c < B::block / chunk; ++c) {
+      __m256 wv[4];  // weights chunk * c + 8 q .. + 7
+      B::avx2(blk, c, wv);
+      for (int q = 0; q < 4; ++q) fn(static_cast<int>(c * chunk + 8 * q), wv[q]);
+    }
   }
 #endif
-
 #if defined(TFORMER_LOWFLOAT_AVX512)
-  /// @brief AVX-512: as avx2, 16 weights per register.
-  static void avx512(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                     std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    TFORMER_ASSERT(k % B::block == 0);
-    const std::int64_t nb = k / B::block;
-    ggml_dot::for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* wr = w + j * row_bytes;
-        __m512 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-        for (std::int64_t b = 0; b < nb; ++b) {
-          const std::byte* blk = wr + b * B::bytes;
-          for (int c = 0; c < B::block / chunk; ++c) {
-            __m512 wv[2];  // weights chunk * c + 16 q .. + 15
-            B::avx512(blk, c, wv);
-            for (int r = 0; r < R; ++r) {
-              const float* xr = x + (i0 + r) * ldx + b * B::block + c * chunk;
-              acc[r] = _mm512_fmadd_ps(wv[0], _mm512_loadu_ps(xr), acc[r]);
-              acc[r] = _mm512_fmadd_ps(wv[1], _mm512_loadu_ps(xr + 16), acc[r]);
-            }
-          }
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
-      }
-    });
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx512(const std::byte* blk, Fn&& fn) noexcept {
+    for (int c = 0; c < B::block / chunk; ++c) {
+      __m512 wv[2];  // weights chunk * c + 16 q .. + 15
+      B::avx512(blk, c, wv);
+      fn(static_cast<int>(c * chunk), wv[0]);
+      fn(static_cast<int>(c * chunk + 16), wv[1]);
+    }
   }
 #endif
+};
 
+/// @brief The product over blocks B: x [m, k] floats (row stride ldx), k % B::block == 0; w -> n
+/// packed weight rows of row_bytes each; y[i * ldy + j] for i < m, j < n. The paths are
+/// ggml_dot::float_loops'; best picks by this header's own path macros (AVX2 here needs F16C too).
+template <lowfloat_block B>
+struct float_dot : ggml_dot::float_loops<B::block, float_blocks<B>> {
+  using loops = ggml_dot::float_loops<B::block, float_blocks<B>>;
   /// @brief The best path compiled in (lowfloat_best_path).
   static void best(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                    std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
 #if defined(TFORMER_LOWFLOAT_AVX512)
-    avx512(x, ldx, m, k, w, row_bytes, n, y, ldy);
+    loops::avx512(x, ldx, m, k, w, row_bytes, n, y, ldy);
 #elif defined(TFORMER_LOWFLOAT_AVX2)
-    avx2(x, ldx, m, k, w, row_bytes, n, y, ldy);
+    loops::avx2(x, ldx, m, k, w, row_bytes, n, y, ldy);
 #else
-    scalar(x, ldx, m, k, w, row_bytes, n, y, ldy);
+    loops::scalar(x, ldx, m, k, w, row_bytes, n, y, ldy);
 #endif
+  }
+};
+
+/// @brief The members every low-float format (fp8_format<E>, mxfp4, nvfp4) shares, from its
+/// blocks B: the float product's paths, dequantize_row, float_product and the row check its
+/// quantizers make. Each format's struct derives from it and names (and documents) what it takes.
+template <lowfloat_block B>
+struct format_base {
+  /// @brief float_dot::scalar (the reference), ::avx2, ::avx512 where compiled, ::best (the one
+  /// float_product uses, named by lowfloat_best_path).
+  using float_dot = lowfloat_dot::float_dot<B>;
+
+  /// @brief n / B::block blocks -> y [n], each as B::dequantize makes it; n % B::block == 0.
+  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
+    TFORMER_ASSERT(n % B::block == 0);
+    for (std::int64_t b = 0; b < n / B::block; ++b) B::dequantize(blocks + b * B::bytes, y + b * B::block);
+  }
+  /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n, float activations and
+  /// the weights dequantized in registers (never written to memory); uses lowfloat_best_path.
+  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
+                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
+    float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
+  }
+
+ protected:
+  /// @brief Throws shape_error, naming the format, unless a row of n weights is whole blocks.
+  static void check_row(const char* name, std::int64_t n) {
+    if (n % B::block != 0)
+      throw shape_error(std::string("tformer::quant::") + name + ": a row of " + std::to_string(n) +
+                        " weights is not a whole number of blocks of " + std::to_string(B::block));
   }
 };
 

@@ -140,36 +140,25 @@ struct blocks {
 
 /// @brief OCP MXFP4 in ggml's block_mxfp4 bytes (GGML type 39): 32 E2M1 weights and one E8M0 scale
 /// per 17-byte block, 4.25 bits per weight; see the top of mxfp4.hpp.
-struct mxfp4 {
+struct mxfp4 : detail::lowfloat_dot::format_base<detail::mxfp4_kernels::blocks> {
+  using base = detail::lowfloat_dot::format_base<detail::mxfp4_kernels::blocks>;
   static constexpr const char* name = "mxfp4";
   static constexpr std::int64_t block_size = detail::mxfp4_kernels::block;
   static constexpr std::int64_t block_bytes = detail::mxfp4_kernels::block_bytes;
   static constexpr double bits_per_weight = 4.25;
   static constexpr std::uint32_t ggml_type = 39;  // GGML_TYPE_MXFP4
 
-  /// @brief The float product's paths: float_dot::scalar (the reference), ::avx2, ::avx512 where
-  /// compiled, ::best (the one float_product uses, named by lowfloat_best_path).
-  using float_dot = detail::lowfloat_dot::float_dot<detail::mxfp4_kernels::blocks>;
-
   /// @brief x [n] -> n / 32 blocks (ggml's quantize_row_mxfp4_ref); n % 32 == 0.
   static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    if (n % block_size != 0)
-      throw shape_error("tformer::quant::mxfp4: a row of " + std::to_string(n) + " weights is not a whole number of blocks of 32");
+    check_row(name, n);
     for (std::int64_t b = 0; b < n / block_size; ++b)
       detail::mxfp4_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
   }
   /// @brief n / 32 blocks -> y [n]: y = E2M1(q) * 2^(e - 127) (OCP's formula; NaN for e = 0xFF).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::mxfp4_kernels::blocks::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n, float activations and
   /// the weights dequantized in registers (never written to memory); uses lowfloat_best_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using base::float_product;
 };
 
 static_assert(float_product_format<mxfp4> && ggml_format<mxfp4>);

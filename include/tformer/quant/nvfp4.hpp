@@ -142,48 +142,32 @@ struct blocks {
 
 /// @brief NVIDIA's NVFP4: E2M1 weights, an E4M3 scale per 16 and an FP32 scale per row, in 40-byte
 /// blocks of 64 weights (5 bits per weight); see the top of nvfp4.hpp.
-struct nvfp4 {
+struct nvfp4 : detail::lowfloat_dot::format_base<detail::nvfp4_kernels::blocks> {
+  using base = detail::lowfloat_dot::format_base<detail::nvfp4_kernels::blocks>;
   static constexpr const char* name = "nvfp4";
   static constexpr std::int64_t block_size = detail::nvfp4_kernels::block;
   static constexpr std::int64_t block_bytes = detail::nvfp4_kernels::block_bytes;
   static constexpr double bits_per_weight = 5.0;
 
-  /// @brief The float product's paths: float_dot::scalar (the reference), ::avx2, ::avx512 where
-  /// compiled, ::best (the one float_product uses, named by lowfloat_best_path).
-  using float_dot = detail::lowfloat_dot::float_dot<detail::nvfp4_kernels::blocks>;
-
   /// @brief x [n] -> n / 64 blocks, the row's scale s from the whole row (NVIDIA's recipe); n % 64 == 0.
   static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    check_row(n);
+    check_row(name, n);
     quantize_row_with_scale(x, detail::nvfp4_kernels::row_scale(x, n), blocks, n);
   }
   /// @brief x [n] -> n / 64 blocks with a given second-level scale s (a checkpoint's per-tensor
   /// weight_scale_2, or amax_tensor / 2688 for a whole tensor); the recipe with that s.
   static void quantize_row_with_scale(const float* x, float s, std::byte* blocks, std::int64_t n) {
-    check_row(n);
+    check_row(name, n);
     if (std::isinf(s) || s < 0.0f)
       throw value_error("tformer::quant::nvfp4: the row scale must be finite and >= 0 (or NaN), got " + std::to_string(s));
     for (std::int64_t b = 0; b < n / block_size; ++b)
       detail::nvfp4_kernels::quantize_block(x + b * block_size, s, blocks + b * block_bytes);
   }
   /// @brief n / 64 blocks -> y [n]: y = E2M1(q) * (E4M3(d) * s).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::nvfp4_kernels::blocks::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n, float activations and
   /// the weights dequantized in registers (never written to memory); uses lowfloat_best_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
-
- private:
-  static void check_row(std::int64_t n) {
-    if (n % block_size != 0)
-      throw shape_error("tformer::quant::nvfp4: a row of " + std::to_string(n) + " weights is not a whole number of blocks of 64");
-  }
+  using base::float_product;
 };
 
 static_assert(float_product_format<nvfp4>);

@@ -194,8 +194,10 @@ struct blocks {
   TFORMER_GGML_DOT_INLINE static __m256i codes(__m256i qs, int j) noexcept {
     return _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), _mm256_set1_epi8(3));
   }
+  /// @brief fn(o, c, dl, ml) for each sub-block: c the codes of weights o .. o + 15 (u8), dl and ml
+  /// its d * scale and dmin * min (exact products, as dequantize's).
   template <class Fn>
-  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
+  TFORMER_GGML_DOT_INLINE static void for_sub_blocks(const std::byte* blk, Fn&& fn) noexcept {
     const float d = q8_activations::half_at(blk + d_at), dmin = q8_activations::half_at(blk + dmin_at);
     const auto* u = reinterpret_cast<const std::uint8_t*>(blk);
     for (int n = 0; n < 2; ++n) {
@@ -205,35 +207,27 @@ struct blocks {
         const __m128i halves[2] = {_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)};
         for (int h = 0; h < 2; ++h) {
           const std::uint8_t s = u[8 * n + 2 * j + h];
-          const __m256 dl = _mm256_set1_ps(d * static_cast<float>(s & 0xF));
-          const __m256 ml = _mm256_set1_ps(dmin * static_cast<float>(s >> 4));
-          const int o = 128 * n + 32 * j + 16 * h;
-          // dl q - ml: dl q is exact, so the fused form rounds once, as dequantize's
-          fn(o, _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(halves[h])), ml));
-          fn(o + 8, _mm256_fmsub_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(halves[h], 8))), ml));
+          fn(128 * n + 32 * j + 16 * h, halves[h], d * static_cast<float>(s & 0xF), dmin * static_cast<float>(s >> 4));
         }
       }
     }
+  }
+  // dl q - ml below: dl q is exact, so the fused form rounds once, as dequantize's
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
+    for_sub_blocks(blk, [&](int o, __m128i c, float dl, float ml) TFORMER_GGML_DOT_LAMBDA_INLINE {
+      const __m256 dl8 = _mm256_set1_ps(dl), ml8 = _mm256_set1_ps(ml);
+      fn(o, _mm256_fmsub_ps(dl8, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c)), ml8));
+      fn(o + 8, _mm256_fmsub_ps(dl8, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c, 8))), ml8));
+    });
   }
 #endif
 #if defined(TFORMER_GGML_DOT_AVX512F)
   template <class Fn>
   TFORMER_GGML_DOT_INLINE static void decode_avx512(const std::byte* blk, Fn&& fn) noexcept {
-    const float d = q8_activations::half_at(blk + d_at), dmin = q8_activations::half_at(blk + dmin_at);
-    const auto* u = reinterpret_cast<const std::uint8_t*>(blk);
-    for (int n = 0; n < 2; ++n) {
-      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + qs_at + 32 * n));
-      for (int j = 0; j < 4; ++j) {
-        const __m256i v = codes(qs, j);
-        const __m128i halves[2] = {_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)};
-        for (int h = 0; h < 2; ++h) {
-          const std::uint8_t s = u[8 * n + 2 * j + h];
-          const __m512 dl = _mm512_set1_ps(d * static_cast<float>(s & 0xF));
-          const __m512 ml = _mm512_set1_ps(dmin * static_cast<float>(s >> 4));
-          fn(128 * n + 32 * j + 16 * h, _mm512_fmsub_ps(dl, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(halves[h])), ml));
-        }
-      }
-    }
+    for_sub_blocks(blk, [&](int o, __m128i c, float dl, float ml) TFORMER_GGML_DOT_LAMBDA_INLINE {
+      fn(o, _mm512_fmsub_ps(_mm512_set1_ps(dl), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c)), _mm512_set1_ps(ml)));
+    });
   }
 #endif
 };
@@ -275,11 +269,14 @@ using fused_dot = kquant_dot::fused<fused_blocks>;
 using float_dot = superblock_dot::float_dot<blocks>;
 using superblock_dot::best_float_path;
 
+using format_base = superblock_dot::format_base<blocks, &quantize_block>;
+using fused_base = kquant_dot::fused_base<fused_blocks>;
+
 }  // namespace detail::q2_k_kernels
 
 /// @brief ggml's Q2_K: super-blocks of 256 2-bit codes with a 4-bit scale and min per 16 and two
 /// binary16 scales (84 bytes, 2.625 bits per weight), bit-exact with ggml (see the top of q2_k.hpp).
-struct q2_k {
+struct q2_k : detail::q2_k_kernels::format_base, detail::q2_k_kernels::fused_base {
   static constexpr const char* name = "q2_k";
   static constexpr std::int64_t block_size = detail::q2_k_kernels::block;
   static constexpr std::int64_t block_bytes = detail::q2_k_kernels::block_bytes;
@@ -288,40 +285,24 @@ struct q2_k {
   static constexpr std::int64_t max_fused_rows = detail::q8_k::max_rows;
 
   /// @brief x [n] -> n / 256 blocks (ggml's quantize_row_q2_K_ref); n % 256 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::q2_k_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::q2_k_kernels::format_base::quantize_row;
   /// @brief n / 256 blocks -> y [n]: y[t] = dl_j * q_t - ml_j (ggml's dequantize_row_q2_K; one
   /// rounding, the same fused or not).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::q2_k_kernels::blocks::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using detail::q2_k_kernels::format_base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// and the weights dequantized in registers (never written to memory); w points at n packed rows
   /// of row_bytes each, k % 256 == 0. Uses best_float_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q2_k_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q2_k_kernels::format_base::float_product;
 
   /// @brief Scratch bytes for m rows of k activations (q8_k::activations).
-  static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept { return detail::q8_k::bytes(m, k); }
+  using detail::q2_k_kernels::fused_base::activation_bytes;
   /// @brief x [m, k] (row stride ldx) -> acts: ggml's Q8_K blocks (int8 per 256, float scale,
   /// group sums). k % 256 == 0.
-  static void prepare_activations(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, std::byte* acts) {
-    detail::q8_k::prepare(x, ldx, m, k, acts);
-  }
+  using detail::q2_k_kernels::fused_base::prepare_activations;
   /// @brief The fused int8 product (int8_activations<q2_k>): y[i * ldy + j] = sum_b [d_w d_x
   /// sum_g s_g sum_t q_t qx_t - dmin_w d_x sum_g m_g bsums_g] for i < m, j < n, exact int32 sums
   /// (ggml's vec_dot_q2_K_q8_K's arithmetic); every path gives the same bits (kquant_dot.hpp).
-  static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q2_k_kernels::fused_dot::best(acts, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q2_k_kernels::fused_base::fused_product;
 };
 
 static_assert(fused_format<q2_k>);

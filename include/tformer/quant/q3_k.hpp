@@ -204,8 +204,10 @@ struct blocks {
     const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * n + j), _mm256_set1_epi8(1));
     return _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), _mm256_set1_epi8(4));
   }
+  /// @brief fn(o, c, dl) for each sub-block: c the codes of weights o .. o + 15 (int8), dl its
+  /// d * scale (an exact product, as dequantize's).
   template <class Fn>
-  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
+  TFORMER_GGML_DOT_INLINE static void for_sub_blocks(const std::byte* blk, Fn&& fn) noexcept {
     const float d = q8_activations::half_at(blk + d_at);
     int sc[16];
     sub_scales(blk, sc);
@@ -215,34 +217,26 @@ struct blocks {
       for (int j = 0; j < 4; ++j) {
         const __m256i v = codes(qs, hmask, n, j);
         const __m128i halves[2] = {_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)};
-        for (int h = 0; h < 2; ++h) {
-          const __m256 dl = _mm256_set1_ps(d * static_cast<float>(sc[8 * n + 2 * j + h]));
-          const int o = 128 * n + 32 * j + 16 * h;
-          fn(o, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(halves[h])), dl));
-          fn(o + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(halves[h], 8))), dl));
-        }
+        for (int h = 0; h < 2; ++h)
+          fn(128 * n + 32 * j + 16 * h, halves[h], d * static_cast<float>(sc[8 * n + 2 * j + h]));
       }
     }
+  }
+  template <class Fn>
+  TFORMER_GGML_DOT_INLINE static void decode_avx2(const std::byte* blk, Fn&& fn) noexcept {
+    for_sub_blocks(blk, [&](int o, __m128i c, float dl) TFORMER_GGML_DOT_LAMBDA_INLINE {
+      const __m256 dl8 = _mm256_set1_ps(dl);
+      fn(o, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)), dl8));
+      fn(o + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8))), dl8));
+    });
   }
 #endif
 #if defined(TFORMER_GGML_DOT_AVX512F)
   template <class Fn>
   TFORMER_GGML_DOT_INLINE static void decode_avx512(const std::byte* blk, Fn&& fn) noexcept {
-    const float d = q8_activations::half_at(blk + d_at);
-    int sc[16];
-    sub_scales(blk, sc);
-    const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
-    for (int n = 0; n < 2; ++n) {
-      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + qs_at + 32 * n));
-      for (int j = 0; j < 4; ++j) {
-        const __m256i v = codes(qs, hmask, n, j);
-        const int o = 128 * n + 32 * j;
-        fn(o, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(v))),
-                            _mm512_set1_ps(d * static_cast<float>(sc[8 * n + 2 * j]))));
-        fn(o + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1))),
-                                 _mm512_set1_ps(d * static_cast<float>(sc[8 * n + 2 * j + 1]))));
-      }
-    }
+    for_sub_blocks(blk, [&](int o, __m128i c, float dl) TFORMER_GGML_DOT_LAMBDA_INLINE {
+      fn(o, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)), _mm512_set1_ps(dl)));
+    });
   }
 #endif
 };
@@ -290,11 +284,14 @@ using fused_dot = kquant_dot::fused<fused_blocks>;
 using float_dot = superblock_dot::float_dot<blocks>;
 using superblock_dot::best_float_path;
 
+using format_base = superblock_dot::format_base<blocks, &quantize_block>;
+using fused_base = kquant_dot::fused_base<fused_blocks>;
+
 }  // namespace detail::q3_k_kernels
 
 /// @brief ggml's Q3_K: super-blocks of 256 3-bit codes with a 6-bit scale per 16 and one binary16
 /// scale (110 bytes, 3.4375 bits per weight), bit-exact with ggml (see the top of q3_k.hpp).
-struct q3_k {
+struct q3_k : detail::q3_k_kernels::format_base, detail::q3_k_kernels::fused_base {
   static constexpr const char* name = "q3_k";
   static constexpr std::int64_t block_size = detail::q3_k_kernels::block;
   static constexpr std::int64_t block_bytes = detail::q3_k_kernels::block_bytes;
@@ -303,39 +300,23 @@ struct q3_k {
   static constexpr std::int64_t max_fused_rows = detail::q8_k::max_rows;
 
   /// @brief x [n] -> n / 256 blocks (ggml's quantize_row_q3_K_ref); n % 256 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::q3_k_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::q3_k_kernels::format_base::quantize_row;
   /// @brief n / 256 blocks -> y [n]: y[t] = (d * sc_j) * code_t (ggml's dequantize_row_q3_K; exact).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::q3_k_kernels::blocks::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using detail::q3_k_kernels::format_base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// and the weights dequantized in registers (never written to memory); w points at n packed rows
   /// of row_bytes each, k % 256 == 0. Uses best_float_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q3_k_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q3_k_kernels::format_base::float_product;
 
   /// @brief Scratch bytes for m rows of k activations (q8_k::activations).
-  static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept { return detail::q8_k::bytes(m, k); }
+  using detail::q3_k_kernels::fused_base::activation_bytes;
   /// @brief x [m, k] (row stride ldx) -> acts: ggml's Q8_K blocks (int8 per 256, float scale,
   /// group sums). k % 256 == 0.
-  static void prepare_activations(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, std::byte* acts) {
-    detail::q8_k::prepare(x, ldx, m, k, acts);
-  }
+  using detail::q3_k_kernels::fused_base::prepare_activations;
   /// @brief The fused int8 product (int8_activations<q3_k>): y[i * ldy + j] = sum_b d_w d_x sum_g
   /// s_g (sum_t q_t qx_t - 4 bsums_g) for i < m, j < n, exact int32 sums; every path gives the
   /// same bits (kquant_dot.hpp).
-  static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::q3_k_kernels::fused_dot::best(acts, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::q3_k_kernels::fused_base::fused_product;
 };
 
 static_assert(fused_format<q3_k>);

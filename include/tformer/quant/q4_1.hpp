@@ -60,10 +60,12 @@ inline float offset_of(const std::byte* p) noexcept { return q8_activations::hal
 /// @brief The 16 bytes of nibbles of the block at p.
 inline const std::uint8_t* nibbles_of(const std::byte* p) noexcept { return reinterpret_cast<const std::uint8_t*>(p + 4); }
 
-/// @brief One block of 32 floats -> the 20-byte block at blk (ggml's quantize_row_q4_1_ref).
-inline void quantize_block(const float* x, std::byte* blk) noexcept {
+/// @brief G floats -> the 4 + G / 2 bytes at blk: ggml's quantize_row_q4_1_ref on a block of G
+/// (binary16 d = (max - min) / 15, binary16 min, then the nibbles; int4_group's groups too).
+template <std::int64_t G>
+inline void quantize_group(const float* x, std::byte* blk) noexcept {
   float min = std::numeric_limits<float>::max(), max = -std::numeric_limits<float>::max();  // FLT_MAX, -FLT_MAX
-  for (std::int64_t j = 0; j < block; ++j) {
+  for (std::int64_t j = 0; j < G; ++j) {
     const float v = x[j];
     if (v < min) min = v;
     if (v > max) max = v;
@@ -73,12 +75,14 @@ inline void quantize_block(const float* x, std::byte* blk) noexcept {
   q8_activations::put_half(blk, d);
   q8_activations::put_half(blk + 2, min);
   auto* qs = reinterpret_cast<std::uint8_t*>(blk + 4);
-  for (std::int64_t j = 0; j < block / 2; ++j) {
+  for (std::int64_t j = 0; j < G / 2; ++j) {
     // x - min and its product with id are float operations as in ggml; nibble_of adds 0.5
-    const std::uint8_t lo = nibble_of((x[j] - min) * id, 0.5), hi = nibble_of((x[j + block / 2] - min) * id, 0.5);
+    const std::uint8_t lo = nibble_of((x[j] - min) * id, 0.5), hi = nibble_of((x[j + G / 2] - min) * id, 0.5);
     qs[j] = static_cast<std::uint8_t>(lo | hi << 4);
   }
 }
+/// @brief One block of 32 floats -> the 20-byte block at blk (ggml's quantize_row_q4_1_ref).
+inline void quantize_block(const float* x, std::byte* blk) noexcept { quantize_group<block>(x, blk); }
 
 // The activation scratch: q8_activations' m rows (int8, scales, lane sums; see there), then the
 // blocks' sums of every row, float sum[m][k / 4], laid out as the scales are: sum[i][8b .. 8b+7] =

@@ -153,11 +153,14 @@ using fused_dot = kquant_dot::fused<fused_blocks>;
 using float_dot = superblock_dot::float_dot<blocks>;
 using superblock_dot::best_float_path;
 
+using format_base = superblock_dot::format_base<blocks, &quantize_block>;
+using fused_base = kquant_dot::fused_base<fused_blocks>;
+
 }  // namespace detail::tq2_0_kernels
 
 /// @brief ggml's TQ2_0: super-blocks of 256 ternary weights {-d, 0, d} at 2 bits each with one
 /// binary16 scale (66 bytes, 2.0625 bits per weight), bit-exact with ggml (see the top of tq2_0.hpp).
-struct tq2_0 {
+struct tq2_0 : detail::tq2_0_kernels::format_base, detail::tq2_0_kernels::fused_base {
   static constexpr const char* name = "tq2_0";
   static constexpr std::int64_t block_size = detail::tq2_0_kernels::block;
   static constexpr std::int64_t block_bytes = detail::tq2_0_kernels::block_bytes;
@@ -166,40 +169,24 @@ struct tq2_0 {
   static constexpr std::int64_t max_fused_rows = detail::q8_k::max_rows;
 
   /// @brief x [n] -> n / 256 blocks (ggml's quantize_row_tq2_0_ref); n % 256 == 0.
-  static void quantize_row(const float* x, std::byte* blocks, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::tq2_0_kernels::quantize_block(x + b * block_size, blocks + b * block_bytes);
-  }
+  using detail::tq2_0_kernels::format_base::quantize_row;
   /// @brief n / 256 blocks -> y [n]: y[t] = (float)(q_t - 1) * d (ggml's dequantize_row_tq2_0;
   /// exact, so contraction cannot change it).
-  static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
-    TFORMER_ASSERT(n % block_size == 0);
-    for (std::int64_t b = 0; b < n / block_size; ++b)
-      detail::tq2_0_kernels::blocks::dequantize(blocks + b * block_bytes, y + b * block_size);
-  }
+  using detail::tq2_0_kernels::format_base::dequantize_row;
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t] for i < m, j < n with float activations
   /// and the weights dequantized in registers (never written to memory); w points at n packed rows
   /// of row_bytes each, k % 256 == 0. Uses best_float_path.
-  static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::tq2_0_kernels::float_dot::best(x, ldx, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::tq2_0_kernels::format_base::float_product;
 
   /// @brief Scratch bytes for m rows of k activations (q8_k::activations).
-  static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept { return detail::q8_k::bytes(m, k); }
+  using detail::tq2_0_kernels::fused_base::activation_bytes;
   /// @brief x [m, k] (row stride ldx) -> acts: ggml's Q8_K blocks (int8 per 256, float scale,
   /// group sums). k % 256 == 0.
-  static void prepare_activations(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, std::byte* acts) {
-    detail::q8_k::prepare(x, ldx, m, k, acts);
-  }
+  using detail::tq2_0_kernels::fused_base::prepare_activations;
   /// @brief The fused int8 product (int8_activations<tq2_0>): y[i * ldy + j] = sum_b d_w d_x
   /// (sum_t q_t qx_t - sum_t qx_t) for i < m, j < n, exact int32 sums; every path gives the same
   /// bits (kquant_dot.hpp).
-  static void fused_product(const std::byte* acts, std::int64_t m, std::int64_t k, const std::byte* w,
-                            std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
-    detail::tq2_0_kernels::fused_dot::best(acts, m, k, w, row_bytes, n, y, ldy);
-  }
+  using detail::tq2_0_kernels::fused_base::fused_product;
 };
 
 static_assert(fused_format<tq2_0>);
