@@ -91,7 +91,7 @@ template <std::int64_t MaxRows = max_rows, class Fn>
 void for_row_groups(std::int64_t m, Fn&& fn) {
   static_assert(MaxRows >= 1 && MaxRows <= 8, "row groups of 1 to 8 rows");
   const auto call = [&]<std::int64_t... R>(std::int64_t rows, std::int64_t i0, std::integer_sequence<std::int64_t, R...>) {
-    ((rows == R + 1 ? (fn.template operator()<R + 1>(i0), true) : false) || ...);
+    static_cast<void>(((rows == R + 1 ? (fn.template operator()<R + 1>(i0), true) : false) || ...));
   };
   for (std::int64_t i0 = 0; i0 < m; i0 += MaxRows)
     call(std::min(MaxRows, m - i0), i0, std::make_integer_sequence<std::int64_t, MaxRows>{});
