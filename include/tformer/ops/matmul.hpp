@@ -35,6 +35,7 @@
 #include "../simd/elementwise.hpp"
 #include "../quant/format.hpp"
 #include "../quant/matrix.hpp"
+#include "../quant/observed.hpp"
 
 namespace tformer::ops {
 
@@ -187,7 +188,8 @@ inline constexpr std::int64_t few_rows = 8;
 template <quant::weight_format F>
 void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<float> y,
             tensor_view<const float> bias = {}, workspace* ws = nullptr) {
-  if constexpr (std::is_same_v<F, quant::f32>) {
+  if constexpr (quant::observed_format<F>) F::observe(&w, x);  // calibration (quant/observed.hpp)
+  if constexpr (quant::float_element_format<F>) {
     linear(x, w.view(), y, bias);
   } else {
     if (w.rank() != 2) throw shape_error("tformer::ops::linear: the weight matrix is empty (rank 0)");

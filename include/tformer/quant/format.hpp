@@ -32,6 +32,10 @@
 //   static std::uint32_t ggml_type_of(std::int64_t cols)
 //                                            the ggml type of a row of cols weights, for such a
 //                                            format (see ggml_type_for)
+//   static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept
+//                                            sets weight i of a packed row to the code nearest x
+//                                            under the scales quantize_row chose, returns its value
+//                                            (requantize.hpp): GPTQ can quantize into the format
 //   fused product for few activation rows (decode): see fused_format.
 //   float product for few activation rows (decode): see float_product_format.
 #pragma once
@@ -63,6 +67,11 @@ concept weight_format = requires {
 template <class F>
 concept element_format = weight_format<F> && requires { typename F::element; } && element<typename F::element> &&
                          F::block_size == 1 && F::block_bytes == sizeof(typename F::element);
+
+/// @brief A format that stores plain floats (quant::f32, and wrappers of it such as observed<f32>):
+/// products read its rows in place.
+template <class F>
+concept float_element_format = element_format<F> && std::same_as<typename F::element, float>;
 
 /// @brief A format with a fused product for a few rows of activations (decode), which never writes
 /// dequantized weights to memory:
@@ -135,6 +144,15 @@ template <class F>
 concept ggml_row_format = weight_format<F> && requires(std::int64_t cols) {
   { F::ggml_type_of(cols) } -> std::convertible_to<std::uint32_t>;
 };
+
+/// @brief A format that can set one weight of a packed row under the scales quantize_row chose
+/// (requantize_weight; see requantize.hpp): what quant::gptq needs. Rows have no header and no
+/// length-dependent layout, so the weights of block b are the row's bytes of block b alone.
+template <class F>
+concept requantizable_format = weight_format<F> && !row_header_format<F> && !row_length_format<F> &&
+    requires(std::byte* row, std::int64_t i, float x) {
+      { F::requantize_weight(row, i, x) } -> std::same_as<float>;
+    };
 
 /// @brief A format that GGUF files hold: a ggml type for all rows, or one per row length.
 template <class F>

@@ -33,6 +33,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "requantize.hpp"
 #include "ggml_dot.hpp"      // float_loops
 #include "int8_channel.hpp"  // the path macros
 #include "q4_1.hpp"          // q4_1_kernels::quantize_group (ggml's Q4_1 quantizer)
@@ -125,6 +126,11 @@ struct int4_group {
   static void dequantize_row(const std::byte* blocks, float* y, std::int64_t n) {
     TFORMER_ASSERT(n % G == 0);
     for (std::int64_t g = 0; g < n / G; ++g) kernels::dequantize(blocks + g * block_bytes, y + g * G);
+  }
+  /// @brief GPTQ's per-weight step (requantize.hpp): weight i of the packed row to the level q in
+  /// [0, 15] of its group's d and m nearest x; returns q * d + m.
+  static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept {
+    return detail::requantize::offset_nibble<G>(row + i / G * block_bytes, i % G, x);
   }
   /// @brief y[i * ldy + j] = sum_t x[i * ldx + t] w_j[t], weights dequantized in registers.
   static void float_product(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,

@@ -35,6 +35,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "requantize.hpp"
 #include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q8_activations.hpp"
@@ -205,6 +206,15 @@ struct q4_0 : detail::q4_0_kernels::format_base {
         out[j + block_size / 2] = static_cast<float>((qs[j] >> 4) - 8) * d;
       }
     }
+  }
+  /// @brief GPTQ's per-weight step (requantize.hpp): weight i of the packed row to the level l in
+  /// [-8, 7] of its block's d nearest x; returns (float)l * d.
+  static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept {
+    std::byte* blk = row + i / block_size * block_bytes;
+    const float d = detail::q4_0_kernels::scale_of(blk);
+    const int l = detail::requantize::nearest_level(x, d, 0.0f, -8, 7);
+    detail::requantize::set_nibble<block_size>(reinterpret_cast<std::uint8_t*>(blk + 2), i % block_size, l + 8);
+    return static_cast<float>(l) * d;
   }
 
   /// @brief Scratch bytes for m rows of k activations (q8_activations::activations: 3k a row,

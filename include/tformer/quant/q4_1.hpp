@@ -35,6 +35,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "requantize.hpp"
 #include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q4_0.hpp"  // the nibble layout (unpack) and ggml's rounding to a nibble (nibble_of)
@@ -187,6 +188,11 @@ struct q4_1 : detail::q4_1_kernels::format_base {
         out[j + block_size / 2] = static_cast<float>(qs[j] >> 4) * d + m;
       }
     }
+  }
+  /// @brief GPTQ's per-weight step (requantize.hpp): weight i of the packed row to the level q in
+  /// [0, 15] of its block's d and m nearest x; returns (float)q * d + m.
+  static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept {
+    return detail::requantize::offset_nibble<block_size>(row + i / block_size * block_bytes, i % block_size, x);
   }
 
   /// @brief Scratch bytes for m rows of k activations (q8_activations::activations: 3k a row,

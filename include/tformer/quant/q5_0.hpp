@@ -35,6 +35,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "requantize.hpp"
 #include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q4_0.hpp"  // the nibble layout (unpack, unpack_avx2)
@@ -208,6 +209,15 @@ struct q5_0 : detail::q5_0_kernels::format_base {
       float* out = y + b * block_size;
       for (std::int64_t t = 0; t < block_size; ++t) out[t] = static_cast<float>(q[t] - 16) * d;
     }
+  }
+  /// @brief GPTQ's per-weight step (requantize.hpp): weight i of the packed row to the level l in
+  /// [-16, 15] of its block's d nearest x; returns (float)l * d.
+  static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept {
+    std::byte* blk = row + i / block_size * block_bytes;
+    const float d = detail::q5_0_kernels::scale_of(blk);
+    const int l = detail::requantize::nearest_level(x, d, 0.0f, -16, 15);
+    detail::requantize::set_code5(blk + 2, i % block_size, l + 16);
+    return static_cast<float>(l) * d;
   }
 
   /// @brief Scratch bytes for m rows of k activations (q8_activations::activations).

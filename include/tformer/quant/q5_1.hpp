@@ -34,6 +34,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "format.hpp"
+#include "requantize.hpp"
 #include "ggml_block_format.hpp"
 #include "ggml_dot.hpp"
 #include "q4_1.hpp"  // Q8_1 activations (activation_sums, prepare)
@@ -146,6 +147,15 @@ struct q5_1 : detail::q5_1_kernels::format_base {
       float* out = y + b * block_size;
       for (std::int64_t t = 0; t < block_size; ++t) out[t] = static_cast<float>(q[t]) * d + m;
     }
+  }
+  /// @brief GPTQ's per-weight step (requantize.hpp): weight i of the packed row to the level q in
+  /// [0, 31] of its block's d and m nearest x; returns (float)q * d + m.
+  static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept {
+    std::byte* blk = row + i / block_size * block_bytes;
+    const float d = detail::q5_1_kernels::scale_of(blk), m = detail::q5_1_kernels::offset_of(blk);
+    const int q = detail::requantize::nearest_level(x, d, m, 0, 31);
+    detail::requantize::set_code5(blk + 4, i % block_size, q);
+    return static_cast<float>(q) * d + m;
   }
 
   /// @brief Scratch bytes for m rows of k activations (as q4_1: q8_activations, then the block sums).

@@ -28,6 +28,7 @@
 #include "../core/error.hpp"
 #include "../core/half.hpp"
 #include "format.hpp"
+#include "requantize.hpp"
 #include "ggml_dot.hpp"
 #include "q8_activations.hpp"
 
@@ -134,6 +135,15 @@ struct q8_0 {
       const std::int8_t* q = detail::q8_0_kernels::quants_of(blk);
       for (std::int64_t j = 0; j < block_size; ++j) y[b * block_size + j] = static_cast<float>(q[j]) * d;
     }
+  }
+  /// @brief GPTQ's per-weight step (requantize.hpp): weight i of the packed row to the level q in
+  /// [-128, 127] of its block's d nearest x; returns (float)q * d.
+  static float requantize_weight(std::byte* row, std::int64_t i, float x) noexcept {
+    std::byte* blk = row + i / block_size * block_bytes;
+    const float d = detail::q8_0_kernels::scale_of(blk);
+    const int q = detail::requantize::nearest_level(x, d, 0.0f, -128, 127);
+    blk[2 + i % block_size] = static_cast<std::byte>(static_cast<std::int8_t>(q));
+    return static_cast<float>(q) * d;
   }
 
   /// @brief Scratch bytes for m rows of k activations (3k a row, rounded up to 64; layout in
