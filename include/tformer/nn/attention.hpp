@@ -193,7 +193,8 @@ class attention {
         mask.key_begin = kv.begin;
         mask.ring = kv.ring;
         mask.query_start = positions;
-        ops::attention(qh.slice(1, c0, c1), kv.k, kv.v, attn.slice(1, c0, c1), mask, c.scale, bias, {}, scratch.get());
+        ops::attention(qh.slice(1, c0, c1), kv.k, kv.v, attn.slice(1, c0, c1), mask, c.scale, bias, {}, scratch.get(),
+                       kv.reader);
       }
     }
     o.forward(attn.reshape(shape{B, S, c.heads * c.head_dim}), out, scratch.get());

@@ -35,6 +35,17 @@ inline void check_append(const char* who, const tensor_view<const float>& k, con
         throw value_error(std::string("tformer::nn::") + who + ": counts[" + std::to_string(b) + "] = " +
                           std::to_string(counts(b)) + " is outside [0, " + std::to_string(k.dim(1)) + "]");
 }
+// Checks that sequence b, holding positions [0, end), may store n positions from position p of a
+// cache of capacity positions: no gap (p <= end) and room (p + n <= capacity).
+inline void check_room(const char* who, std::int64_t b, std::int64_t p, std::int64_t n, std::int64_t end,
+                       std::int64_t capacity) {
+  if (p < 0 || p > end)
+    throw value_error(std::string("tformer::nn::") + who + ": sequence " + std::to_string(b) + " continues at position " +
+                      std::to_string(p) + " but holds positions [0, " + std::to_string(end) + ")");
+  if (p + n > capacity)
+    throw value_error(std::string("tformer::nn::") + who + ": sequence " + std::to_string(b) + " needs " +
+                      std::to_string(p + n) + " cached positions but the KV cache holds " + std::to_string(capacity));
+}
 // Copies token i of sequence b of k/v [B, n, H, D] to the slot rows of dst k/v [B, slots, H, D].
 inline void copy_token(const tensor_view<const float>& k, const tensor_view<const float>& v, std::int64_t b, std::int64_t i,
                        tensor_view<float> dk, tensor_view<float> dv, std::int64_t slot) {
@@ -72,12 +83,7 @@ class kv_cache {
     detail::check_append("kv_cache", k, v, counts, positions, B, k_.dim(2), k_.dim(3));
     for (std::int64_t b = 0; b < B; ++b) {
       const std::int64_t p = positions.data() ? positions(b) : end_(b), n = counts.data() ? counts(b) : k.dim(1);
-      if (p < 0 || p > end_(b))
-        throw value_error("tformer::nn::kv_cache: sequence " + std::to_string(b) + " continues at position " +
-                          std::to_string(p) + " but holds positions [0, " + std::to_string(end_(b)) + ")");
-      if (p + n > capacity())
-        throw value_error("tformer::nn::kv_cache: sequence " + std::to_string(b) + " needs " + std::to_string(p + n) +
-                          " cached positions but the KV cache holds " + std::to_string(capacity()));
+      detail::check_room("kv_cache", b, p, n, end_(b), capacity());
       for (std::int64_t i = 0; i < n; ++i) detail::copy_token(k, v, b, i, k_, v_, p + i);
       end_(b) = static_cast<std::int32_t>(p + n);
     }

@@ -8,7 +8,8 @@
 //                                     counts[b] real tokens of sequence b, the first at absolute
 //                                     position positions[b] (empty views: n tokens each, continuing
 //                                     where each sequence ended)
-//   keys()                            what the attention kernel reads (kv_view)
+//   keys()                            what the attention kernel reads (kv_view: float tensors, or
+//                                     a reader that hands out tiles of rows as floats)
 //   max_append()                      most tokens one append takes (longer calls are cut into
 //                                     chunks by the block)
 //   select(rows)                      keeps row rows[i] as row i (beams; finished sequences leave)
@@ -25,15 +26,21 @@
 #include "../core/tensor.hpp"
 #include "attention_config.hpp"
 
+namespace tformer::ops {
+class kv_reader;  // ops/attention.hpp
+}  // namespace tformer::ops
+
 namespace tformer::nn {
 
 /// @brief Keys and values as the attention kernel reads them: sequence b holds positions
-/// [begin[b], end[b]) at slot = position (ring == 0) or position % ring.
+/// [begin[b], end[b]) at slot = position (ring == 0) or position % ring. A state that stores them
+/// in another form (nn::quantized_kv_cache) gives a reader, and k and v give only the shapes.
 struct kv_view {
   tensor_view<const float> k, v;          ///< [B, slots, kv_heads, head_dim]
   tensor_view<const std::int32_t> begin;  ///< [B]; empty: 0
   tensor_view<const std::int32_t> end;    ///< [B]
   std::int64_t ring = 0;
+  const ops::kv_reader* reader = nullptr;  ///< when set: the rows of k and v, tile by tile, as floats
 };
 
 /// @brief A per-layer attention state (see the file comment).

@@ -78,6 +78,19 @@ struct attention_tiles {
   std::int64_t key_block = 256;
 };
 
+/// @brief Keys and values held in another form than float tensors (a quantized KV cache): the
+/// kernel asks for each tile of rows as floats, into its own per-thread scratch, instead of reading
+/// k and v (which then only give the shapes: [B, slots, Hkv, D] and [B, slots, Hkv, Dv]).
+class kv_reader {
+ public:
+  /// @brief Keys (values: false) of sequence b, key/value head h, slots [slot0, slot0 + n) as
+  /// floats: out [n, D] (or [n, Dv]), rows contiguous.
+  virtual void read(bool keys, std::int64_t b, std::int64_t h, std::int64_t slot0, std::int64_t n, float* out) const = 0;
+
+ protected:
+  ~kv_reader() = default;
+};
+
 namespace detail {
 
 // s[i] = exp(s[i] - m) for i < n, returning the sum (vectorized; the tail as one padded batch).
@@ -150,10 +163,12 @@ inline void check_attention_shapes(const tensor_view<const float>& q, const tens
 /// @param scale logit scale; std::nullopt means 1/sqrt(D) (pass 1.0f for T5, which has none).
 /// Query rows that see no key at all (padding) produce zeros.
 /// ws, when given, supplies the per-thread working memory (nothing is allocated once it is sized).
+/// reader, when given, supplies the keys and values tile by tile (k and v then give only shapes).
 template <attention_bias Bias = no_bias>
 void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_view<const float> v,
                tensor_view<float> out, const attention_mask& mask = {}, std::optional<float> scale = std::nullopt,
-               const Bias& bias = {}, attention_tiles tiles = {}, workspace* ws = nullptr) {
+               const Bias& bias = {}, attention_tiles tiles = {}, workspace* ws = nullptr,
+               const kv_reader* reader = nullptr) {
   detail::check_attention_shapes(q, k, v, out, mask);
   const std::int64_t B = q.dim(0), Sq = q.dim(1), Hq = q.dim(2), D = q.dim(3);
   const std::int64_t Sk = k.dim(1), Hkv = k.dim(2), Dv = v.dim(3);
@@ -169,8 +184,10 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
   const std::int64_t items = B * Hq * q_blocks;
   const int threads = loop_threads(items, std::min(QB, Sq) * std::max<std::int64_t>(Sk, 1) * (D + Dv) / 8);
   const std::int64_t rows_max = std::min(QB, std::max<std::int64_t>(Sq, 1));
-  // per thread: scores [rows, KB], accumulator [rows, Dv], running max and sum [rows] each
-  const std::int64_t per_thread = rows_max * KB + rows_max * Dv + 2 * rows_max;
+  // per thread: scores [rows, KB], accumulator [rows, Dv], running max and sum [rows] each, and
+  // with a reader the key and value tiles [KB, D] and [KB, Dv]
+  const std::int64_t tile_floats = reader ? std::min(KB, std::max<std::int64_t>(Sk, 1)) * (D + Dv) : 0;
+  const std::int64_t per_thread = rows_max * KB + rows_max * Dv + 2 * rows_max + tile_floats;
   workspace_ref scratch_ws(ws);
   const auto scope = scratch_ws->open();
   float* scratch = scratch_ws->take_raw<float>(static_cast<std::size_t>(threads * per_thread));
@@ -212,6 +229,8 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
     scratch_matrix O(mine + rows * KB, rows, Dv);       // running output: [rows, Dv]
     float* m = mine + rows * KB + rows * Dv;            // running max [rows]
     float* l = m + rows;                                // running sum [rows]
+    float* k_tile = l + rows;                           // with a reader: keys of one tile [KB, D]
+    float* v_tile = k_tile + (reader ? std::min(KB, std::max<std::int64_t>(Sk, 1)) * D : 0);  // [KB, Dv]
     O.setZero();
     std::fill(m, m + rows, neg_inf);
     std::fill(l, l + rows, 0.0f);
@@ -221,10 +240,14 @@ void attention(tensor_view<const float> q, tensor_view<const float> k, tensor_vi
       const std::int64_t slot0 = mask.ring > 0 ? k0 % mask.ring : k0;
       cols = std::min(KB, k_end - k0);
       if (mask.ring > 0) cols = std::min(cols, mask.ring - slot0);
-      const strided K(k.data() + b * k.stride(0) + slot0 * k.stride(1) + kvh * k.stride(2), cols, D,
-                      Eigen::OuterStride<>(k.stride(1)));
-      const strided V(v.data() + b * v.stride(0) + slot0 * v.stride(1) + kvh * v.stride(2), cols, Dv,
-                      Eigen::OuterStride<>(v.stride(1)));
+      if (reader) {
+        reader->read(true, b, kvh, slot0, cols, k_tile);
+        reader->read(false, b, kvh, slot0, cols, v_tile);
+      }
+      const strided K(reader ? k_tile : k.data() + b * k.stride(0) + slot0 * k.stride(1) + kvh * k.stride(2), cols, D,
+                      Eigen::OuterStride<>(reader ? D : k.stride(1)));
+      const strided V(reader ? v_tile : v.data() + b * v.stride(0) + slot0 * v.stride(1) + kvh * v.stride(2), cols, Dv,
+                      Eigen::OuterStride<>(reader ? Dv : v.stride(1)));
       auto St = S.leftCols(cols);
       St.noalias() = Q * K.transpose();  // into the scratch tile (a scaled product would need a temporary)
       St *= sc;
