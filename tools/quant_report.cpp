@@ -12,6 +12,9 @@
 // It also times prefill (the chunks' forward passes) and decode (one sequence, a token at a time
 // after a 16-token prompt), and prints one JSON object on standard output.
 //
+// With -DREPORT_KV=<a format> (tformer::quant::q8_0, ...) the keys and values are cached in that
+// format (nn::quantized_kv_cache); every chunk runs through a cache either way.
+//
 // Developer machine only; compiled by tools/quant_report.py once per format, e.g.
 //
 //   g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -isystem /usr/include/eigen3
@@ -29,6 +32,7 @@
 #include <tformer/models/decoder.hpp>
 #include <tformer/models/llama.hpp>
 #include <tformer/quant/formats.hpp>
+#include <tformer/nn/quantized_kv_cache.hpp>
 #include <tformer/quant/hadamard.hpp>
 #include <tformer/text/gguf_tokenizer.hpp>
 
@@ -55,7 +59,21 @@
 using namespace tformer;
 using weights = REPORT_WEIGHTS;
 using embedding = REPORT_EMBEDDING;
+#ifdef REPORT_KV
+// keys and values cached in format REPORT_KV (nn::quantized_kv_cache) instead of float
+struct kv_attention {
+  using rope = nn::rotary;
+  using state = nn::quantized_kv_cache<REPORT_KV>;
+};
+struct report_spec : models::llama<weights, embedding, true> {
+  using layer = nn::transformer_layer<nn::pre_ln, nn::rms_norm, nn::attention<kv_attention>, nn::gated_mlp<simd::act::silu>>;
+};
+using model = models::decoder_lm<report_spec>;
+constexpr const char* kv_name = REPORT_KV::name;
+#else
 using model = models::decoder_lm<models::llama<weights, embedding, true>>;
+constexpr const char* kv_name = "f32";
+#endif
 
 namespace {
 [[noreturn]] void die(const std::string& what) {
@@ -137,7 +155,8 @@ int main(int argc, char** argv) {
       std::copy(ids.begin() + c * ctx, ids.begin() + (c + 1) * ctx, chunk.data());
       if (add_bos && bos >= 0) chunk(0, 0) = bos;
       const auto t0 = std::chrono::steady_clock::now();
-      const tensor<float> logits = m.forward(chunk);  // [1, ctx, vocab]
+      auto state = m.make_state(1, ctx);  // the chunk's keys and values go through the cache under test
+      const tensor<float> logits = m.forward(chunk, {}, &state);  // [1, ctx, vocab]
       prefill_s += seconds_since(t0);
       for (std::int64_t j = ctx / 2; j < ctx - 1; ++j) {
         sum += nll(logits.data() + j * vocab, vocab, ids[static_cast<std::size_t>(c * ctx + j + 1)]);
@@ -169,6 +188,8 @@ int main(int argc, char** argv) {
     nlohmann::json out{{"format", weights::name},
                        {"embedding", embedding::name},
                        {"bits_per_weight", weights::bits_per_weight},
+                       {"kv_cache", kv_name},
+                       {"kv_bytes_per_token", static_cast<double>(m.make_state(1, ctx).bytes()) / static_cast<double>(ctx)},
                        {"layer_weight_bytes", weight_bytes},
                        {"layer_weights", weight_count},
                        {"ctx", ctx},

@@ -12,6 +12,10 @@ For every format F in FORMATS:
     the token table Q8_0 as in the source), then tformer runs that file on its bytes ("tformer,
     llama.cpp's file") and llama.cpp's llama-perplexity runs it too ("llama.cpp") with the same
     context, one sequence per chunk, no weight repacking.
+Then GPTQ (tformer-quantize, calibrated on other text: Debian's other license texts Artistic, BSD,
+CC0-1.0 and MPL-1.1, then the bash manual) for q4_0, in order and with act-order: tformer and
+llama-perplexity on the file it writes. Then the KV cache: the source's own Q4_1 weights with the
+keys and values cached in float and in each of KV_CACHES (nn::quantized_kv_cache).
 Perplexity follows llama-perplexity's rule (tools/quant_report.cpp): chunks of CTX tokens, the
 second half of each scored.
 
@@ -22,7 +26,7 @@ Developer machine only. Needs g++, libpcre2-dev, libutf8proc-dev, and a llama.cp
 llama-quantize and llama-perplexity tools (LLAMA_BIN, default /tmp/llcpp/build/bin).
 
     python3 tools/quant_report.py [--weights DIR] [--ctx 512] [--chunks N] [--threads 2]
-                                  [--formats q8_0,q4_k,...] [--out report.md]
+                                  [--formats q8_0,q4_k,...] [--quantize-bin PATH] [--out report.md]
 """
 import argparse
 import json
@@ -61,20 +65,41 @@ FORMATS = [
     ("hadamard64_mxfp4", "tformer::quant::hadamard<tformer::quant::mxfp4>", None),
 ]
 
+# GPTQ rows: (format, act-order); KV rows: (name, format of the cached keys and values).
+GPTQ = [("q4_0", False), ("q4_0", True)]
+KV_CACHES = [
+    ("q8_0", "tformer::quant::q8_0"),
+    ("q4_0", "tformer::quant::q4_0"),
+    ("hadamard64_q4_0", "tformer::quant::hadamard<tformer::quant::q4_0>"),
+]
+CALIBRATION_TEXTS = ["Artistic", "BSD", "CC0-1.0", "MPL-1.1"]
+
 
 def run(cmd, **kw):
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     return subprocess.run(cmd, check=True, **kw)
 
 
-def build(name, cxx_type, build_dir):
-    exe = os.path.join(build_dir, "quant_report_" + name)
+def build(name, cxx_type, build_dir, kv=None):
+    exe = os.path.join(build_dir, "quant_report_" + name + ("_kv_" + kv[0] if kv else ""))
     src = os.path.join(ROOT, "tools", "quant_report.cpp")
     if os.path.exists(exe) and os.path.getmtime(exe) > os.path.getmtime(src):
         return exe
     run(["g++", "-std=c++20", "-O3", "-march=native", "-fopenmp", "-I" + os.path.join(ROOT, "include"),
-         "-isystem", "/usr/include/eigen3", "-DREPORT_WEIGHTS=" + cxx_type, src, "-lpcre2-8", "-lutf8proc", "-o", exe])
+         "-isystem", "/usr/include/eigen3", "-DREPORT_WEIGHTS=" + cxx_type] + (["-DREPORT_KV=" + kv[1]] if kv else []) +
+        [src, "-lpcre2-8", "-lutf8proc", "-o", exe])
     return exe
+
+
+def calibration_text(work):
+    path = os.path.join(work, "calibration.txt")
+    with open(path, "wb") as f:
+        for name in CALIBRATION_TEXTS:
+            with open(os.path.join("/usr/share/common-licenses", name), "rb") as g:
+                f.write(g.read())
+        manual = subprocess.run(["man", "-P", "cat", "bash"], capture_output=True, env=dict(os.environ, MANWIDTH="100"))
+        f.write(subprocess.run(["col", "-b"], input=manual.stdout, capture_output=True).stdout)
+    return path
 
 
 def tformer_ppl(exe, model, text, args):
@@ -112,6 +137,8 @@ def main():
     ap.add_argument("--chunks", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--formats", default="")
+    ap.add_argument("--quantize-bin", default=os.path.join(ROOT, "build", "examples", "tformer-quantize"))
+    ap.add_argument("--calibration-chunks", type=int, default=64)
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -137,17 +164,39 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    if not chosen or "gptq" in chosen:
+        calibration = calibration_text(args.work)
+        for fmt, act_order in GPTQ:
+            name = fmt + " GPTQ" + (" act-order" if act_order else "")
+            out = os.path.join(args.work, "smollm2_" + fmt + "_gptq" + ("_act_order" if act_order else "") + ".gguf")
+            if not os.path.exists(out):
+                run([args.quantize_bin, "--model", source, "--calibration", calibration, "--chunks",
+                     str(args.calibration_chunks), "--type", fmt, "--threads", str(args.threads), "--output", out] +
+                    (["--act-order"] if act_order else []))
+            exe = build(fmt, "tformer::quant::" + fmt, args.work)
+            row = {"format": name, "file_bytes": os.path.getsize(out), "tformer": tformer_ppl(exe, out, text, args),
+                   "llama_cpp": llama_ppl(args.llama_bin, out, text, args)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if not chosen or "kv" in chosen:
+        for kv in [None] + KV_CACHES:
+            exe = build("q4_1", "tformer::quant::q4_1", args.work, kv)
+            row = {"format": "q4_1, KV cache " + (kv[0] if kv else "f32"), "tformer": tformer_ppl(exe, source, text, args)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
     lines = ["| format | bits/weight | layer MB | ppl, tformer's quantizer | ppl, llama.cpp's file in tformer | "
-             "ppl, llama.cpp's file in llama.cpp | GGUF MB | prefill tok/s | decode tok/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "ppl, llama.cpp's file in llama.cpp | GGUF MB | prefill tok/s | decode tok/s | KV bytes/token |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["tformer"]
         lf = r.get("tformer_llama_file")
         lc = r.get("llama_cpp")
-        lines.append("| {} | {:.4g} | {:.1f} | {:.3f} | {} | {} | {} | {:.0f} | {:.1f} |".format(
+        lines.append("| {} | {:.4g} | {:.1f} | {:.3f} | {} | {} | {} | {:.0f} | {:.1f} | {:.0f} |".format(
             r["format"], t["bits_per_weight"], t["layer_weight_bytes"] / 1e6, t["ppl"],
             "{:.3f}".format(lf["ppl"]) if lf else "-", "{:.3f} ± {:.3f}".format(*lc) if lc else "-",
-            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", t["prefill_tok_s"], t["decode_tok_s"]))
+            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", t["prefill_tok_s"], t["decode_tok_s"],
+            t["kv_bytes_per_token"]))
     t0 = rows[0]["tformer"] if rows else {}
     header = ("SmolLM2-135M-Instruct, {} tokens of text, ctx {}, {} chunks ({} tokens scored), {} threads, {}\n\n".format(
         t0.get("tokens"), t0.get("ctx"), t0.get("chunks"), t0.get("scored"), args.threads, time.strftime("%Y-%m-%d")))

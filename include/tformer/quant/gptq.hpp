@@ -64,14 +64,16 @@ class hessian {
   /// @brief Number of rows added (N).
   std::int64_t samples() const noexcept { return samples_; }
 
-  /// @brief Adds the rows of x [..., k] (rows may be strided; the last dimension contiguous).
+  /// @brief Adds the rows of x [..., k]: a matrix [m, k] may have a row stride; an input of higher
+  /// rank must be contiguous.
   /// value_error when a row holds a NaN or an infinity.
   void add(tensor_view<const float> x) {
     if (x.rank() < 1 || x.dim(-1) != size())
       throw shape_error("tformer::quant::hessian: input " + x.shape().to_string() + " must end in " +
                         std::to_string(size()) + " features");
     if (x.numel() == 0) return;
-    if (x.dim(-1) > 1 && x.stride(-1) != 1) throw shape_error("tformer::quant::hessian: input rows must be contiguous");
+    if ((x.dim(-1) > 1 && x.stride(-1) != 1) || (x.rank() > 2 && !x.is_contiguous()))
+      throw shape_error("tformer::quant::hessian: input rows must be contiguous (and, above rank 2, the whole input)");
     const std::int64_t m = x.rows(), k = size();
     const std::int64_t ld = x.rank() >= 2 ? x.stride(-2) : k;
     const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>
