@@ -17,7 +17,8 @@
 // Working memory per item (per thread): scores query_block x key_block floats + accumulator
 // query_block x Dv floats + 2 x query_block floats = 64*256 + 64*Dv + 128 floats (80 KiB at
 // Dv = 64), independent of the sequence length, taken from the caller's workspace when given.
-// Tiles that the mask hides entirely are skipped.
+// With a kv_reader (a quantized KV cache) each thread also holds one key and one value tile as
+// floats, key_block x (D + Dv). Tiles that the mask hides entirely are skipped.
 #pragma once
 
 #include <algorithm>
