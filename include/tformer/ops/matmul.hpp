@@ -52,17 +52,24 @@ inline void eigen_single_threaded() {
 }
 
 /// Tiling of an [M, N] output: rows are cut when M is large (each tile re-packs W, so tiles are
-/// tall: at least 256 rows), columns otherwise (GEMV and small-batch decode: each tile reads its
-/// own rows of W; at least 384 of them). Tile sizes measured in bench/README.md.
+/// tall: at least 256 rows); columns otherwise. A product of up to 8 rows (decode) reads W once and
+/// is bound by reading it, so its columns are cut into up to 16 tiles of at least 16K weights (16
+/// columns at a time): every linear of a small model spreads over the threads. Larger M keeps
+/// tiles of at least 384 columns (each an Eigen GEMM). The tiles depend on the shapes alone, never
+/// on the thread count, so results do not either. Tile sizes measured in bench/README.md.
 struct tiling {
   std::int64_t row_block, col_block, row_tiles, col_tiles;
 };
-inline tiling tile_output(std::int64_t m, std::int64_t n) noexcept {
+inline tiling tile_output(std::int64_t m, std::int64_t n, std::int64_t k = 0) noexcept {
   constexpr std::int64_t max_tiles = 16;  // enough parallelism for 16 threads
+  constexpr std::int64_t min_decode_tile = std::int64_t{1} << 14;  // weights
   tiling t{m, n, 1, 1};
   if (m >= 512) {
     t.row_block = std::max<std::int64_t>(256, (m + max_tiles - 1) / max_tiles);
     t.row_block = (t.row_block + 7) / 8 * 8;
+  } else if (m <= 8 && k > 0) {
+    t.col_block = std::max<std::int64_t>((n + max_tiles - 1) / max_tiles, (min_decode_tile + k - 1) / k);
+    t.col_block = std::min(n, (t.col_block + 15) / 16 * 16);
   } else if (n >= 768) {
     t.col_block = std::max<std::int64_t>(384, (n + max_tiles - 1) / max_tiles);
     t.col_block = (t.col_block + 15) / 16 * 16;
@@ -120,7 +127,7 @@ void linear_tiles(tensor_view<const float> x, std::int64_t n, tensor_view<float>
   const auto X = as_matrix(x);
   auto Y = as_matrix(y);
   eigen_single_threaded();
-  const auto t = tile_output(m, n);
+  const auto t = tile_output(m, n, k);
   const std::int64_t tiles = t.row_tiles * t.col_tiles;
   const std::int64_t cost = t.row_block * t.col_block * std::max<std::int64_t>(k, 1) / 8;  // ~8 multiply-adds per element op
   const int threads = loop_threads(tiles, cost);
@@ -207,7 +214,7 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
         const auto scope = scratch->open();
         std::byte* acts = scratch->take_raw<std::byte>(F::activation_bytes(m, k));
         F::prepare_activations(x.data(), x.stride(0), m, k, acts);
-        const auto t = detail::tile_output(m, n);  // m < 512: column tiles only
+        const auto t = detail::tile_output(m, n, k);  // m < 512: column tiles only
         parallel_for(t.col_tiles, [&](std::int64_t tile) {
           const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
           F::fused_product(acts, m, k, w.row(c0), w.row_bytes(), cols, y.data() + c0, y.stride(0));
@@ -218,7 +225,7 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
     }
     if constexpr (quant::float_product_format<F>) {
       if (m <= few_rows && k > 0) {  // decode: weights dequantized in registers, float products
-        const auto t = detail::tile_output(m, n);
+        const auto t = detail::tile_output(m, n, k);
         parallel_for(t.col_tiles, [&](std::int64_t tile) {
           const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
           F::float_product(x.data(), x.stride(0), m, k, w.row(c0), w.row_bytes(), cols, y.data() + c0, y.stride(0));
@@ -228,7 +235,7 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
       }
     } else if constexpr (!quant::element_format<F>) {
       if (m <= few_rows && k > 0) {  // decode: one dequantized row of W at a time, float products
-        const auto t = detail::tile_output(m, n);
+        const auto t = detail::tile_output(m, n, k);
         const std::int64_t cost = t.col_block * k * (m + 2) / 8;
         const int threads = loop_threads(t.col_tiles, cost);
         const std::int64_t row_floats = (k + 15) / 16 * 16;
