@@ -47,6 +47,41 @@ TEST_CASE("save then load under tformer's names restores every parameter", "[io]
   CHECK(std::memcmp(c.v.weight.data(), d.v.weight.data(), static_cast<std::size_t>(c.v.weight.numel()) * 2) == 0);
 }
 
+TEST_CASE("save under a name map writes the checkpoint's names, which load back through the same map",
+          "[io][checkpoint]") {
+  nn::multi_head_attention<nn::no_rope, quant::q8_0> a(nn::attention_config{.d_model = 64, .heads = 2});
+  nn::init_random(a, 11);
+  io::name_map hf;
+  for (const auto& [ours, theirs] : {std::pair{"q", "q_proj"}, {"k", "k_proj"}, {"v", "v_proj"}, {"o", "o_proj"}})
+    hf.add(std::string(ours) + ".weight", std::string("self_attn.") + theirs + ".weight")
+        .add(std::string(ours) + ".bias", std::string("self_attn.") + theirs + ".bias");
+  const auto path = std::filesystem::temp_directory_path() / "tformer_test_mapped.safetensors";
+  io::save_safetensors(a, path, hf);
+  const io::safetensors_file f(path);
+  CHECK(f.find("self_attn.v_proj.weight") != nullptr);
+  CHECK(f.find("v.weight") == nullptr);
+  nn::multi_head_attention<nn::no_rope, quant::q8_0> b(nn::attention_config{.d_model = 64, .heads = 2});
+  CHECK(io::load_safetensors(b, f, hf) == 8);  // packed q8_0 bytes as they are
+  CHECK(std::memcmp(a.v.weight.data(), b.v.weight.data(), a.v.weight.size_bytes()) == 0);
+  CHECK(std::memcmp(a.o.bias.data(), b.o.bias.data(), static_cast<std::size_t>(a.o.bias.numel()) * 4) == 0);
+
+  // a map that only loads: a transposing rule, a chunk, a missing rule, two parameters on one name
+  auto fails = [&](io::name_map m, const char* what) {
+    const auto msg = test::thrown_message<io_error>([&] { io::save_safetensors(a, path, m); });
+    CHECK(msg.find(what) != std::string::npos);
+  };
+  io::name_map transposed, chunked, partial, twice;
+  transposed.add("q.weight", "c_attn.weight", true);
+  fails(transposed, "parameter 'q.weight' maps to 'c_attn.weight' transposed or as a chunk");
+  chunked.add("q.weight", "c_attn.weight", false, 0, 3);
+  fails(chunked, "transposed or as a chunk");
+  partial.add("q.weight", "q.weight");
+  fails(partial, "no name for parameter 'q.bias'");
+  twice.add("*", "same");
+  fails(twice, "parameter 'q.bias' maps to 'same', which another parameter maps to too");
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("a parameter without a rule is reported by name", "[io][checkpoint][errors]") {
   nn::multi_head_attention<> a(nn::attention_config{.d_model = 8, .heads = 2});
   const auto path = std::filesystem::temp_directory_path() / "tformer_test_norule.safetensors";

@@ -363,20 +363,32 @@ name_map identity_map(M& m) {
   return map;
 }
 
-/// @brief Writes every parameter of m to path under tformer's names, each as it is stored: float
-/// tensors and float formats under their dtype (F32, F16, BF16), packed formats as U8 bytes named
-/// in the "tformer.formats" metadata (see the file comment).
+/// @brief Writes every parameter of m to path under the checkpoint names map gives them (the names
+/// load_checkpoint reads back through the same map), each as it is stored: float tensors and float
+/// formats under their dtype (F32, F16, BF16), packed formats as U8 bytes named in the
+/// "tformer.formats" metadata (see the file comment). Throws io_error naming the parameter when map
+/// has no rule for it, or its rule transposes or takes a chunk (a file could not hold it as it is),
+/// or when two parameters map to one name.
 template <class M>
-void save_safetensors(M& m, const std::filesystem::path& path) {
+void save_safetensors(M& m, const std::filesystem::path& path, const name_map& map) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   nlohmann::ordered_json formats = nlohmann::ordered_json::object();
   std::vector<std::pair<const std::byte*, std::size_t>> blobs;
   std::uint64_t offset = 0;
-  auto add = [&](const std::string& name, const char* dtype, std::vector<std::int64_t> dims, const std::byte* data,
-                 std::size_t bytes) {
-    header[name] = {{"dtype", dtype}, {"shape", dims}, {"data_offsets", {offset, offset + bytes}}};
+  auto add = [&](const std::string& param, const char* dtype, std::vector<std::int64_t> dims, const std::byte* data,
+                 std::size_t bytes) -> std::string {
+    const auto src = map.resolve(param);
+    if (!src) throw io_error("tformer::io::save_safetensors: no name for parameter '" + param + "' in the name map");
+    if (src->transpose || src->chunks > 1)
+      throw io_error("tformer::io::save_safetensors: parameter '" + param + "' maps to '" + src->name +
+                     "' transposed or as a chunk; such a map can only load");
+    if (header.contains(src->name))
+      throw io_error("tformer::io::save_safetensors: parameter '" + param + "' maps to '" + src->name +
+                     "', which another parameter maps to too");
+    header[src->name] = {{"dtype", dtype}, {"shape", dims}, {"data_offsets", {offset, offset + bytes}}};
     blobs.emplace_back(data, bytes);
     offset += bytes;
+    return src->name;
   };
   m.visit(
       [&](const std::string& name, auto& t) {
@@ -386,8 +398,8 @@ void save_safetensors(M& m, const std::filesystem::path& path) {
           if constexpr (quant::file_dtype_format<F>) {
             add(name, F::file_dtype, {t.rows(), t.cols()}, t.data(), t.size_bytes());
           } else {
-            add(name, "U8", {t.rows(), t.row_bytes()}, t.data(), t.size_bytes());
-            formats[name] = {{"format", F::name}, {"shape", {t.rows(), t.cols()}}};
+            formats[add(name, "U8", {t.rows(), t.row_bytes()}, t.data(), t.size_bytes())] = {{"format", F::name},
+                                                                                             {"shape", {t.rows(), t.cols()}}};
           }
         } else {
           using T = typename P::value_type;
@@ -409,6 +421,12 @@ void save_safetensors(M& m, const std::filesystem::path& path) {
   out << text;
   for (const auto& [p, size] : blobs) out.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(size));
   if (!out) throw io_error("tformer: error while writing '" + path.string() + "'");
+}
+
+/// @brief Writes every parameter of m to path under tformer's own names (identity_map(m)).
+template <class M>
+void save_safetensors(M& m, const std::filesystem::path& path) {
+  save_safetensors(m, path, identity_map(m));
 }
 
 }  // namespace tformer::io
