@@ -360,48 +360,71 @@ struct float_loops {
     });
   }
 
+  /// @brief Output columns computed together by the SIMD paths for R activation rows: independent
+  /// accumulators hide the FMA latency (one row alone would wait on one chain), and each
+  /// activation vector loaded serves every column. Each column's sums keep the same order.
+  template <int R>
+  static constexpr int columns = R <= 2 ? 4 : (R <= 4 ? 2 : 1);
+
 #if defined(TFORMER_GGML_DOT_AVX2)
-  /// @brief AVX2 + FMA: 8 weights per register, one 8-lane accumulator per activation row.
+  /// @brief AVX2 + FMA: 8 weights per register, one 8-lane accumulator per activation row and
+  /// output column, columns<R> output columns at a time.
+  template <int R, int J>
+  TFORMER_GGML_DOT_INLINE static void avx2_columns(const float* xb0, std::int64_t ldx, std::int64_t nb, const std::byte* w,
+                                                   std::int64_t row_bytes, float* y, std::int64_t ldy) {
+    __m256 acc[J][R];
+    for (int c = 0; c < J; ++c)
+      for (int r = 0; r < R; ++r) acc[c][r] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const float* xb = xb0 + b * Block;
+      for (int c = 0; c < J; ++c)
+        D::decode_avx2(w + c * row_bytes + b * D::bytes, [&](int o, __m256 v) TFORMER_GGML_DOT_LAMBDA_INLINE {
+          for (int r = 0; r < R; ++r) acc[c][r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + r * ldx + o), acc[c][r]);
+        });
+    }
+    for (int c = 0; c < J; ++c)
+      for (int r = 0; r < R; ++r) y[r * ldy + c] = hsum(acc[c][r]);
+  }
   static void avx2(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                    std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
     TFORMER_ASSERT(k % Block == 0);
     const std::int64_t nb = k / Block;
     for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* wr = w + j * row_bytes;
-        __m256 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-        for (std::int64_t b = 0; b < nb; ++b) {
-          const float* xb = x + i0 * ldx + b * Block;
-          D::decode_avx2(wr + b * D::bytes, [&](int o, __m256 v) TFORMER_GGML_DOT_LAMBDA_INLINE {
-            for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + r * ldx + o), acc[r]);
-          });
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = hsum(acc[r]);
-      }
+      constexpr int J = columns<R>;
+      std::int64_t j = 0;
+      for (; j + J <= n; j += J) avx2_columns<R, J>(x + i0 * ldx, ldx, nb, w + j * row_bytes, row_bytes, y + i0 * ldy + j, ldy);
+      for (; j < n; ++j) avx2_columns<R, 1>(x + i0 * ldx, ldx, nb, w + j * row_bytes, row_bytes, y + i0 * ldy + j, ldy);
     });
   }
 #endif
 
 #if defined(TFORMER_GGML_DOT_AVX512F)
   /// @brief AVX-512: as avx2, 16 weights per register.
+  template <int R, int J>
+  TFORMER_GGML_DOT_INLINE static void avx512_columns(const float* xb0, std::int64_t ldx, std::int64_t nb, const std::byte* w,
+                                                     std::int64_t row_bytes, float* y, std::int64_t ldy) {
+    __m512 acc[J][R];
+    for (int c = 0; c < J; ++c)
+      for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const float* xb = xb0 + b * Block;
+      for (int c = 0; c < J; ++c)
+        D::decode_avx512(w + c * row_bytes + b * D::bytes, [&](int o, __m512 v) TFORMER_GGML_DOT_LAMBDA_INLINE {
+          for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(xb + r * ldx + o), acc[c][r]);
+        });
+    }
+    for (int c = 0; c < J; ++c)
+      for (int r = 0; r < R; ++r) y[r * ldy + c] = _mm512_reduce_add_ps(acc[c][r]);
+  }
   static void avx512(const float* x, std::int64_t ldx, std::int64_t m, std::int64_t k, const std::byte* w,
                      std::int64_t row_bytes, std::int64_t n, float* y, std::int64_t ldy) {
     TFORMER_ASSERT(k % Block == 0);
     const std::int64_t nb = k / Block;
     for_row_groups(m, [&]<int R>(std::int64_t i0) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::byte* wr = w + j * row_bytes;
-        __m512 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-        for (std::int64_t b = 0; b < nb; ++b) {
-          const float* xb = x + i0 * ldx + b * Block;
-          D::decode_avx512(wr + b * D::bytes, [&](int o, __m512 v) TFORMER_GGML_DOT_LAMBDA_INLINE {
-            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(xb + r * ldx + o), acc[r]);
-          });
-        }
-        for (int r = 0; r < R; ++r) y[(i0 + r) * ldy + j] = _mm512_reduce_add_ps(acc[r]);
-      }
+      constexpr int J = columns<R>;
+      std::int64_t j = 0;
+      for (; j + J <= n; j += J) avx512_columns<R, J>(x + i0 * ldx, ldx, nb, w + j * row_bytes, row_bytes, y + i0 * ldy + j, ldy);
+      for (; j < n; ++j) avx512_columns<R, 1>(x + i0 * ldx, ldx, nb, w + j * row_bytes, row_bytes, y + i0 * ldy + j, ldy);
     });
   }
 #endif
