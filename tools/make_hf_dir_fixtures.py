@@ -6,7 +6,8 @@ Each tests/data/hf_dirs/<name>/ is what save_pretrained writes (config.json, mod
 shards with model.safetensors.index.json), plus reference.safetensors: inputs and the model's
 outputs. Sizes are tiny (d_model 32, two layers, vocab 97) and everything is seeded.
 
-    python3 tools/make_hf_dir_fixtures.py      # rewrites tests/data/hf_dirs/
+    python3 tools/make_hf_dir_fixtures.py              # rewrites tests/data/hf_dirs/
+    python3 tools/make_hf_dir_fixtures.py llama_blocks # only that directory
 """
 import json
 import os
@@ -55,8 +56,38 @@ def lm_case(model):
     return {"input_ids": IDS.int(), "lengths": LENGTHS, "logits": logits}
 
 
+def tiny_tokenizer():
+    """A WordPiece tokenizer.json over letters, digits and punctuation (78 ids, within V), lowercasing,
+    with "<s>" put before every text: enough to tokenize any English calibration text."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = ["[PAD]", "[UNK]", "<s>", "</s>"] + chars + ["##" + c for c in chars] + list("0123456789") + list(".,;:!?'\"()-/")
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    tok.decoder = decoders.WordPiece()
+    assert len(vocab) <= V
+    return tok.to_str()
+
+
+def llama_blocks():
+    """Llama whose every linear has whole 32-wide blocks (d 32, ffn 64), tied, with a tokenizer.json:
+    the input of tformer-quantize's directory tests."""
+    import transformers as t
+    torch.manual_seed(12)
+    cfg = t.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                        bos_token_id=2, eos_token_id=3)
+    model = t.LlamaForCausalLM(cfg).eval()
+    randomize(model)
+    save("llama_blocks", model, lm_case(model), extra={"tokenizer.json": tiny_tokenizer()})
+
+
 def main():
     import transformers as t
+    if sys.argv[1:] == ["llama_blocks"]:
+        return llama_blocks()
     os.makedirs(OUT, exist_ok=True)
 
     # BERT as sentence-transformers saves it: BertModel + mean pooling + Normalize
@@ -189,6 +220,7 @@ def main():
         again = type(model).from_pretrained(os.path.join(OUT, name)).eval()  # what the directory holds
         same = again(input_ids=IDS, attention_mask=MASK, decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask).logits
         assert torch.equal(same, logits), name
+    llama_blocks()
     print("transformers", t.__version__)
 
 

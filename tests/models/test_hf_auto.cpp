@@ -3,9 +3,11 @@
 // encoder-decoder through std::visit; unknown and mismatched model types name config.json and
 // model_type and list the supported types.
 #include <tformer/generate/search.hpp>
+#include <tformer/io/checkpoint.hpp>
 #include <tformer/io/hf_directory.hpp>
 #include <tformer/models/hf_auto.hpp>
 #include <tformer/quant/bf16.hpp>
+#include <tformer/quant/q8_0.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -114,4 +116,31 @@ TEST_CASE("open_* in another weight format: bf16 linears and tables, converted o
   CHECK(std::holds_alternative<models::encoder_decoder<models::bart<simd::act::gelu, false, quant::bf16, quant::bf16>>>(s2s));
   const auto enc = models::open_encoder<quant::bf16>(fs::path(test::hf_dir("bert_st")));
   CHECK(std::holds_alternative<models::encoder<models::bert<quant::bf16, quant::bf16>>>(enc));
+}
+
+TEST_CASE("a quantized model saved under the directory's names loads back as it is", "[models][hf_auto][formats]") {
+  // what tformer-quantize writes for a directory: config.json, and model.safetensors with the
+  // linears packed (here q8_0), under the Hugging Face names
+  const auto ref = test::hf_reference("llama_blocks");
+  const auto ids = ref.load<std::int32_t>("input_ids"), lengths = ref.load<std::int32_t>("lengths");
+  const io::hf_directory src(test::hf_dir("llama_blocks"));
+  auto q = models::load_llama<quant::q8_0, quant::f32, true>(src);  // quantized on load
+  const fs::path d = fs::temp_directory_path() / "tformer_test_q8_0_dir";
+  fs::remove_all(d);
+  fs::create_directories(d);
+  fs::copy_file(src.root() / "config.json", d / "config.json");
+  io::save_safetensors(q, d / "model.safetensors", io::hf_llama(true));
+
+  auto again = models::load_llama<quant::q8_0, quant::f32, true>(io::hf_directory(d));  // the bytes as they are
+  const auto logits = q.forward(ids, lengths), logits_again = again.forward(ids, lengths);
+  CHECK(test::max_abs_diff(logits, logits_again, lengths) == 0.0);
+  const double err = test::max_abs_diff(logits, ref.load<float>("logits"), lengths);
+  INFO("llama_blocks in q8_0: logits max abs error " << err);
+  CHECK(err > 1e-7);  // really quantized
+  CHECK(err <= 5e-2);
+
+  const auto lm = models::open_decoder(io::hf_directory(d));  // a float model: dequantized on load
+  const auto dequantized = std::visit([&](const auto& m) { return m.forward(ids, lengths); }, lm);
+  CHECK(test::max_abs_diff(dequantized, logits, lengths) <= 1e-5);
+  fs::remove_all(d);
 }
