@@ -869,16 +869,31 @@ TEST_CASE("rule: known ggml types only, and ne[0] a multiple of the block size",
   gguf_bytes s;
   s.header(1, 0).info("s", {}, 8, 0).pad(32).zeros(64);
   expect_rejected("block_scalar", s, 24 + 8 + 1 + 4, {"tensor 's'", "ne[0] = 1"});
-  // Every other type in the table is accepted (one block, zero bytes of data are fine to read).
+  // Every other type in the table is accepted (one block, zero bytes of data are fine to read);
+  // for each, a row that is not whole blocks and data one byte short of the blocks are refused.
   for (std::uint32_t id = 0; id < std::size(io::ggml_types); ++id) {
     const auto* t = io::find_ggml_type(id);
     if (!t) continue;
+    const auto block_bytes = static_cast<std::uint64_t>(t->block_bytes);
     gguf_bytes ok;
-    ok.header(1, 0).info("t", {t->block_size}, id, 0).pad(32).zeros(static_cast<std::uint64_t>(t->block_bytes));
+    ok.header(1, 0).info("t", {t->block_size}, id, 0).pad(32).zeros(block_bytes);
     INFO(t->name);
     gguf_file f(write_file("each_ggml_type", ok));
     CHECK(f.at("t").type_name == t->name);
-    CHECK(f.at("t").bytes == static_cast<std::uint64_t>(t->block_bytes));
+    CHECK(f.at("t").bytes == block_bytes);
+    if (t->block_size > 1) {
+      gguf_bytes partial;
+      partial.header(1, 0).info("t", {t->block_size + 1}, id, 0).pad(32).zeros(2 * block_bytes);
+      expect_rejected("partial_block", partial, 24 + 8 + 1 + 4,
+                      {"tensor 't'", "ne[0] = " + std::to_string(t->block_size + 1) + " is not a multiple of " + std::string(t->name) +
+                                         "'s block size " + std::to_string(t->block_size)});
+    }
+    gguf_bytes short_data;
+    short_data.header(1, 0).info("t", {2 * t->block_size}, id, 0).pad(32);
+    const auto data_at = short_data.size();
+    short_data.zeros(2 * block_bytes - 1);
+    expect_rejected("short_data", short_data, data_at,
+                    {"tensor 't'", std::to_string(2 * block_bytes) + " bytes of data", "run past the end"});
   }
 }
 
