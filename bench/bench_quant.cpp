@@ -11,6 +11,9 @@
 //   mem/read/<KiB>KiB/t:<t>            the read probe (bandwidth.hpp) over each format's footprint
 //   quant/prefill/<format>/t:<t>       128 tokens (M = 128) through one layer's 7 linears:
 //                                      dequantized tiles into the float GEMM. FLOPS = 2 M weights / s
+//   quant/prefill_int8/<format>/t:<t>  the same 128 tokens through int8_activations<F>'s fused
+//                                      integer product (VNNI where compiled), max_fused_rows rows
+//                                      per call: the integer alternative to the float GEMM
 //   fma_peak/t:<t>                     the FP32 FMA ceiling (peak.hpp)
 //
 // One layer's float weights are drawn once, quantized once per format, and their bytes copied into
@@ -149,6 +152,41 @@ void bm_prefill(benchmark::State& state, int threads) {
   state.counters["max_rel_err"] = err;
 }
 
+// 128 tokens through int8_activations<F>: ops::linear on max_fused_rows rows at a time, each call
+// rounding its rows to int8 and running F's fused integer kernel over column tiles.
+template <class F>
+void bm_prefill_int8(benchmark::State& state, int threads) {
+  using I = quant::int8_activations<F>;
+  tformer::set_num_threads(threads);
+  const auto stack = make_stack<I>(1);
+  auto [xs, ys] = buffers(prefill_rows);
+  const std::int64_t group = std::min<std::int64_t>(I::max_fused_rows, tformer::ops::few_rows);
+  auto layer = [&] {
+    for (std::size_t i = 0; i < stack.size(); ++i)
+      for (std::int64_t r = 0; r < prefill_rows; r += group)
+        tformer::ops::linear(xs[i].view().slice(0, r, r + group), stack[i], ys[i].view().slice(0, r, r + group));
+  };
+  layer();
+  double err = 0;
+  for (std::size_t i = 0; i < stack.size(); ++i) {
+    tensor<float> ref(ys[i].shape());
+    tformer::ops::linear(xs[i], stack[i].to_float(), ref);
+    err = std::max(err, tformer::bench::max_rel_diff(ys[i].data(), ref.data(), static_cast<std::size_t>(ref.numel())));
+  }
+  if (!(err <= 5e-2)) {
+    state.SkipWithError((std::string(F::name) + " int8 prefill differs from the dequantized product: " + std::to_string(err)).c_str());
+    return;
+  }
+  double flops = 0;
+  for (const auto& s : layer_shapes) flops += 2.0 * prefill_rows * static_cast<double>(s.n * s.k);
+  for (auto _ : state) {
+    layer();
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["max_rel_err"] = err;
+}
+
 // the read probe's buffer sizes: each format's footprint, rounded up to what bandwidth::bm_memory
 // splits evenly over 2 threads
 std::set<std::size_t>& probes() {
@@ -182,6 +220,8 @@ void register_format() {
       benchmark::RegisterBenchmark(("quant/decode_int8/" + name + tn).c_str(), bm_decode<quant::int8_activations<F>>, t, 5e-2)
           ->UseRealTime();
     benchmark::RegisterBenchmark(("quant/prefill/" + name + tn).c_str(), bm_prefill<F>, t)->UseRealTime();
+    if constexpr (quant::fused_format<F>)
+      benchmark::RegisterBenchmark(("quant/prefill_int8/" + name + tn).c_str(), bm_prefill_int8<F>, t)->UseRealTime();
   }
   constexpr std::size_t step = 2 * tformer::bench::bandwidth::unroll * tformer::bench::bandwidth::W * sizeof(float);
   probes().insert((stack_bytes<F>() + step - 1) / step * step);
