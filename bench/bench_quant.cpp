@@ -8,6 +8,9 @@
 //                                      BYTES = packed weight bytes read per token / s
 //   quant/decode_int8/<format>/t:<t>   the same through int8_activations<F> (F's fused integer
 //                                      product: activations rounded to int8 per block), where F has one
+//   quant/decode_cached/<format>/t:1   one layer's 7 linears over and over (1.2-14 MB, in the cache):
+//   quant/decode_int8_cached/...       the kernels' speed without DRAM, which tells whether a
+//                                      decode figure below the read bandwidth is bound by compute
 //   mem/read/<KiB>KiB/t:<t>            the read probe (bandwidth.hpp) over each format's footprint
 //   quant/prefill/<format>/t:<t>       128 tokens (M = 128) through one layer's 7 linears:
 //                                      dequantized tiles into the float GEMM. FLOPS = 2 M weights / s
@@ -79,10 +82,10 @@ std::vector<quant::matrix<F>> make_stack(std::int64_t count) {
 }
 
 template <class F>
-std::size_t stack_bytes() {
+std::size_t stack_bytes(std::int64_t count = layers) {
   std::size_t b = 0;
   for (const auto& s : layer_shapes) b += static_cast<std::size_t>(s.n * quant::row_bytes<F>(s.k));
-  return b * static_cast<std::size_t>(layers);
+  return b * static_cast<std::size_t>(count);
 }
 
 // Activations x [m, k] and outputs y [m, n] for each of a layer's linears.
@@ -113,9 +116,9 @@ double check_layer(const std::vector<quant::matrix<F>>& stack, std::int64_t m) {
 }
 
 template <class F>
-void bm_decode(benchmark::State& state, int threads, double tolerance) {
+void bm_decode(benchmark::State& state, int threads, double tolerance, std::int64_t count) {
   tformer::set_num_threads(threads);
-  const auto stack = make_stack<F>(layers);
+  const auto stack = make_stack<F>(count);
   const double err = check_layer(stack, 1);
   if (!(err <= tolerance)) {
     state.SkipWithError((std::string(F::name) + " decode differs from the dequantized product: " + std::to_string(err)).c_str());
@@ -126,8 +129,8 @@ void bm_decode(benchmark::State& state, int threads, double tolerance) {
     for (std::size_t i = 0; i < stack.size(); ++i) tformer::ops::linear(xs[i % 7], stack[i], ys[i % 7]);
     benchmark::ClobberMemory();
   }
-  state.counters["BYTES"] = benchmark::Counter(static_cast<double>(stack_bytes<F>()), benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
+  state.counters["BYTES"] = benchmark::Counter(static_cast<double>(stack_bytes<F>(count)),
+                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["bits_per_weight"] = F::bits_per_weight;
   state.counters["max_rel_err"] = err;
 }
@@ -215,10 +218,18 @@ void register_format() {
   }
   for (const int t : thread_counts) {
     const std::string tn = "/t:" + std::to_string(t);
-    benchmark::RegisterBenchmark(("quant/decode/" + name + tn).c_str(), bm_decode<F>, t, 1e-4)->UseRealTime();
+    benchmark::RegisterBenchmark(("quant/decode/" + name + tn).c_str(), bm_decode<F>, t, 1e-4, layers)->UseRealTime();
     if constexpr (quant::fused_format<F>)
-      benchmark::RegisterBenchmark(("quant/decode_int8/" + name + tn).c_str(), bm_decode<quant::int8_activations<F>>, t, 5e-2)
+      benchmark::RegisterBenchmark(("quant/decode_int8/" + name + tn).c_str(), bm_decode<quant::int8_activations<F>>, t, 5e-2,
+                                   layers)
           ->UseRealTime();
+    if (t == 1) {
+      benchmark::RegisterBenchmark(("quant/decode_cached/" + name + tn).c_str(), bm_decode<F>, t, 1e-4, 1)->UseRealTime();
+      if constexpr (quant::fused_format<F>)
+        benchmark::RegisterBenchmark(("quant/decode_int8_cached/" + name + tn).c_str(), bm_decode<quant::int8_activations<F>>, t,
+                                     5e-2, 1)
+            ->UseRealTime();
+    }
     benchmark::RegisterBenchmark(("quant/prefill/" + name + tn).c_str(), bm_prefill<F>, t)->UseRealTime();
     if constexpr (quant::fused_format<F>)
       benchmark::RegisterBenchmark(("quant/prefill_int8/" + name + tn).c_str(), bm_prefill_int8<F>, t)->UseRealTime();
