@@ -241,8 +241,8 @@ def main():
                 tformer_encoder(build(name, cxx, args.work), encoder_dir, sentences, args), name=name)))
             speed_jobs.append((encoder_rows[-1], "encoder " + name,
                                lambda name=name, cxx=cxx: tformer_encoder(build(name, cxx, args.work), encoder_dir, few, args)))
-    if args.speed_pass:
-        for row, key, measure in speed_jobs:
+    for row, key, measure in speed_jobs:  # speed columns measured on their own, now or by an earlier --speed-pass
+        if args.speed_pass or "speed " + key in done:
             row["speed"] = measured("speed " + key, measure)
 
     lines = ["| format | bits/weight | layer MB | ppl, tformer's quantizer | ppl, llama.cpp's file in tformer | "
@@ -253,15 +253,17 @@ def main():
         sp = r.get("speed", t)
         lf = r.get("tformer_llama_file")
         lc = r.get("llama_cpp")
-        lines.append("| {} | {:.4g} | {:.1f} | {:.3f} | {} | {} | {} | {:.0f} | {:.1f} | {:.0f} |".format(
+        mark = "*" if "speed" in r else ""
+        lines.append("| {} | {:.4g} | {:.1f} | {:.3f} | {} | {} | {} | {:.0f}{} | {:.1f}{} | {:.0f} |".format(
             r["format"], t["bits_per_weight"], t["layer_weight_bytes"] / 1e6, t["ppl"],
             "{:.3f}".format(lf["ppl"]) if lf else "-", "{:.3f} ± {:.3f}".format(*lc) if lc else "-",
-            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", sp["prefill_tok_s"], sp["decode_tok_s"],
+            "{:.1f}".format(r["file_bytes"] / 1e6) if "file_bytes" in r else "-", sp["prefill_tok_s"], mark, sp["decode_tok_s"], mark,
             t["kv_bytes_per_token"]))
     t0 = rows[0]["tformer"] if rows else {}
     header = ("SmolLM2-135M-Instruct, {} tokens of text, ctx {}, {} chunks ({} tokens scored), {} threads, {}{}\n\n".format(
         t0.get("tokens"), t0.get("ctx"), t0.get("chunks"), t0.get("scored"), args.threads, time.strftime("%Y-%m-%d"),
-        "; speed columns from a pass of their own (4 chunks of prefill, 64 decode steps)" if args.speed_pass else ""))
+        "; speed columns marked * from a pass of their own (4 chunks of prefill, 64 decode steps)"
+        if any("speed" in r for r in rows) else ""))
     table = header + "\n".join(lines) + "\n" if rows else ""
     if encoder_rows:
         e0 = encoder_rows[0]
