@@ -25,15 +25,9 @@ if(TARGET xsimd AND NOT TARGET xtl)
 endif()
 _tformer_require(nlohmann_json nlohmann-json3-dev 3)
 
-# OpenMP is optional: without it tformer runs on one thread.
-if(NOT DEFINED TFORMER_USE_OPENMP OR TFORMER_USE_OPENMP)
-  find_package(OpenMP QUIET COMPONENTS CXX)
-endif()
-if(TFORMER_REQUIRE_OPENMP AND NOT OpenMP_CXX_FOUND)
-  message(FATAL_ERROR "tformer was installed with OpenMP, which this compiler does not provide: "
-                      "install it with 'apt-get install libomp-dev' (clang) or use g++")
-endif()
-set(TFORMER_HAS_OPENMP ${OpenMP_CXX_FOUND})
+# Threads: tformer's loops run on its own pool of std::threads (include/tformer/core/thread_pool.hpp).
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
 
 # Optional compiled libraries for the opt-in targets (the core needs none of them):
 #   tformer::text  (tokenizers)          PCRE2 (regular expressions), utf8proc (Unicode)

@@ -8,12 +8,6 @@
 
 #define TFORMER_VERSION (TFORMER_VERSION_MAJOR * 10000 + TFORMER_VERSION_MINOR * 100 + TFORMER_VERSION_PATCH)
 
-#if defined(_OPENMP)
-#define TFORMER_HAS_OPENMP 1
-#else
-#define TFORMER_HAS_OPENMP 0
-#endif
-
 // Hot-path invariants. Checked only in debug builds (or with TFORMER_ENABLE_ASSERTS); user input
 // is validated separately by always-on checks that throw (see core/error.hpp). A failed assertion
 // throws tformer::internal_error (core/error.hpp, which every user of the macro includes) rather

@@ -1,14 +1,17 @@
 // Threading: one loop primitive (parallel_for) and one place to set the thread count.
-// Work is split by item, never by thread, so results do not depend on the thread count.
+// Work is split by item, never by thread, so results do not depend on the thread count. The loops
+// run on tformer's own pool (core/thread_pool.hpp): workers spin briefly, then block, so a busy
+// machine does not make two threads slower than one.
 //
 // Thread safety: set_num_threads may be called at any time from any thread (the count is an
 // atomic); a loop that has started keeps the count it read. Several user threads may run tformer
-// loops at once (each OpenMP-enabled loop forms its own team).
+// loops at once: one of them has the pool's workers, the others run their loop on themselves.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -16,17 +19,29 @@
 
 #include "../config.hpp"
 #include "error.hpp"
-
-#if TFORMER_HAS_OPENMP
-#include <omp.h>
-#endif
+#include "thread_pool.hpp"
 
 namespace tformer {
 
 namespace detail {
 inline std::atomic<int>& thread_setting() noexcept {
-  static std::atomic<int> threads{0};  // 0 = not set: use the OpenMP default / hardware concurrency
+  static std::atomic<int> threads{0};  // 0 = not set: the environment's or the hardware's count
   return threads;
+}
+
+// The count when set_num_threads was not called: TFORMER_NUM_THREADS, else OMP_NUM_THREADS (its
+// first entry), else the hardware's threads; read once.
+inline int default_threads() noexcept {
+  static const int n = [] {
+    for (const char* name : {"TFORMER_NUM_THREADS", "OMP_NUM_THREADS"})
+      if (const char* v = std::getenv(name); v != nullptr) {
+        char* end = nullptr;
+        const long t = std::strtol(v, &end, 10);
+        if (end != v && t >= 1) return static_cast<int>(std::min<long>(t, thread_pool::max_workers + 1));
+      }
+    return static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, thread_pool::max_workers + 1));
+  }();
+  return n;
 }
 }  // namespace detail
 
@@ -36,16 +51,11 @@ inline void set_num_threads(int n) {
   detail::thread_setting().store(n, std::memory_order_relaxed);
 }
 
-/// @brief Threads tformer uses: the value given to set_num_threads, else OpenMP's default
-/// (OMP_NUM_THREADS), else 1 when built without OpenMP.
+/// @brief Threads tformer uses: the value given to set_num_threads, else the environment's
+/// TFORMER_NUM_THREADS or OMP_NUM_THREADS, else the hardware's thread count.
 inline int num_threads() noexcept {
   const int n = detail::thread_setting().load(std::memory_order_relaxed);
-  if (n > 0) return n;
-#if TFORMER_HAS_OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
+  return n > 0 ? n : detail::default_threads();
 }
 
 /// @brief Work (in elements or multiply-adds) below which one more thread costs more than it
@@ -55,16 +65,10 @@ inline constexpr std::int64_t parallel_grain = std::int64_t{1} << 15;
 /// @brief How many threads a loop of n items costing cost_per_item each will use (>= 1). Kernels
 /// that need per-thread scratch take this many slices before calling parallel_for_slots.
 inline int loop_threads(std::int64_t n, std::int64_t cost_per_item = parallel_grain) noexcept {
-#if TFORMER_HAS_OPENMP
-  if (n <= 1 || omp_in_parallel()) return 1;
+  if (n <= 1 || detail::in_parallel_region()) return 1;
   const std::int64_t total = n * std::max<std::int64_t>(cost_per_item, 1);
   const std::int64_t useful = std::max<std::int64_t>(1, total / parallel_grain);
   return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({num_threads(), n, useful})));
-#else
-  (void)n;
-  (void)cost_per_item;
-  return 1;
-#endif
 }
 
 /// @brief Calls body(i, slot) for every i in [0, n) on up to `threads` threads (from
@@ -74,25 +78,24 @@ inline int loop_threads(std::int64_t n, std::int64_t cost_per_item = parallel_gr
 template <class F>
 void parallel_for_slots(int threads, std::int64_t n, F&& body) {
   if (n <= 0) return;
-#if TFORMER_HAS_OPENMP
-  if (threads > 1 && !omp_in_parallel()) {
-    std::exception_ptr failure;
-    std::once_flag failed;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (std::int64_t i = 0; i < n; ++i) {
-      try {
-        body(i, omp_get_thread_num());
-      } catch (...) {
-        std::call_once(failed, [&] { failure = std::current_exception(); });
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
+  if (threads <= 1) {
+    for (std::int64_t i = 0; i < n; ++i) body(i, 0);
     return;
   }
-#else
-  (void)threads;
-#endif
-  for (std::int64_t i = 0; i < n; ++i) body(i, 0);
+  std::exception_ptr failure;
+  std::once_flag failed;
+  std::atomic<bool> stop{false};
+  auto guarded = [&](std::int64_t i, int slot) {
+    if (stop.load(std::memory_order_relaxed)) return;
+    try {
+      body(i, slot);
+    } catch (...) {
+      std::call_once(failed, [&] { failure = std::current_exception(); });
+      stop.store(true, std::memory_order_relaxed);
+    }
+  };
+  detail::thread_pool::instance().run(threads, n, guarded);
+  if (failure) std::rethrow_exception(failure);
 }
 
 /// @brief Calls body(i) for every i in [0, n), spread over up to num_threads() threads.
