@@ -6,7 +6,8 @@
 // needs, and 2 threads run 2-4x slower than 1; OMP_WAIT_POLICY=passive cures that but makes each of
 // a decode step's ~200 loops pay a futex wake-up. This pool
 //   - spins for a short while (spin_time, 50 us) after each loop, so back-to-back loops of one
-//     forward pass find their workers awake, then blocks in the kernel (std::atomic::wait);
+//     forward pass find their workers awake, then sleeps on a condition variable (re-checking
+//     every recheck_time, so that a lost notification can never leave a worker asleep);
 //   - hands items out dynamically (an atomic counter, in chunks): a worker that the OS has not
 //     scheduled yet simply takes no items, and the caller, which always works too, runs them. A
 //     loop therefore never waits for a thread that has not started; at worst it waits for the one
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -61,6 +63,10 @@ class thread_pool {
  public:
   /// How long a worker (or a caller waiting for workers) spins before it blocks.
   static constexpr std::chrono::microseconds spin_time{50};
+  /// A sleeping thread also re-checks its condition this often, so that no missed notification
+  /// can leave it asleep for good (workers were once found asleep at exit, the pool's stop
+  /// already signalled; the wake condition now includes stop_ as well).
+  static constexpr std::chrono::milliseconds recheck_time{10};
   /// Most workers the pool creates (a loop asks for threads - 1 of them).
   static constexpr int max_workers = 255;
 
@@ -77,9 +83,8 @@ class thread_pool {
     {
       std::lock_guard lock(submit_);
       stop_.store(true, std::memory_order_relaxed);
-      wake_.fetch_add(1, std::memory_order_release);
+      wake_workers();
     }
-    wake_.notify_all();
     for (auto& w : workers_) w.join();
   }
 
@@ -89,8 +94,12 @@ class thread_pool {
   template <class F>
   void run(int threads, std::int64_t n, F& body) {
     if (n <= 0) return;
+    if (threads <= 1 || n == 1 || in_parallel_region()) {  // (the caller may hold submit_ already)
+      run_inline(n, body);
+      return;
+    }
     std::unique_lock lock(submit_, std::try_to_lock);
-    if (threads <= 1 || n == 1 || in_parallel_region() || !lock.owns_lock()) {
+    if (!lock.owns_lock()) {  // another user thread's loop has the workers
       run_inline(n, body);
       return;
     }
@@ -110,8 +119,7 @@ class thread_pool {
     left_.store(0, std::memory_order_relaxed);
     generation_ += 1;
     state_.store(generation_ << 32 | open_bit | limit << limit_shift, std::memory_order_release);
-    wake_.fetch_add(1, std::memory_order_release);
-    wake_.notify_all();
+    wake_workers();
 
     in_parallel_region() = true;
     take_items(0);
@@ -120,10 +128,13 @@ class thread_pool {
     // close the job: no worker joins after this; wait for those that joined
     const std::uint64_t s = state_.fetch_and(~open_bit, std::memory_order_acq_rel);
     const auto joined = static_cast<std::uint32_t>(s & slot_mask);
-    auto all_left = [&] { return left_.load(std::memory_order_acquire) == joined; };
-    if (!spin_until(all_left, spin_time))
-      for (std::uint32_t l = left_.load(std::memory_order_acquire); l != joined; l = left_.load(std::memory_order_acquire))
-        left_.wait(l, std::memory_order_acquire);
+    auto all_left = [&] { return left_.load(std::memory_order_seq_cst) == joined; };
+    if (!spin_until(all_left, spin_time)) {
+      std::unique_lock sleep(sleep_);
+      caller_sleeping_.store(true, std::memory_order_seq_cst);
+      while (!all_left()) done_.wait_for(sleep, recheck_time);
+      caller_sleeping_.store(false, std::memory_order_relaxed);
+    }
   }
 
   /// Workers created so far.
@@ -167,20 +178,38 @@ class thread_pool {
       }
     }
   }
+  // Sleeping (after the spin) uses one mutex and two condition variables. The counters are
+  // sequentially consistent, so of "a worker announces it sleeps, then checks wake_" and "the
+  // caller bumps wake_, then checks for sleepers" one always sees the other: no wake-up is lost.
+  void wake_workers() {
+    wake_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard sleep(sleep_);
+      wakeup_.notify_all();
+    }
+  }
+
   void work() {
     in_parallel_region() = true;
     std::uint32_t seen = wake_.load(std::memory_order_acquire);
     for (;;) {
-      auto woken = [&] { return wake_.load(std::memory_order_acquire) != seen; };
-      if (!spin_until(woken, spin_time))
-        while (wake_.load(std::memory_order_acquire) == seen) wake_.wait(seen, std::memory_order_acquire);
+      auto woken = [&] { return wake_.load(std::memory_order_seq_cst) != seen || stop_.load(std::memory_order_seq_cst); };
+      if (!spin_until(woken, spin_time)) {
+        std::unique_lock sleep(sleep_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        while (!woken()) wakeup_.wait_for(sleep, recheck_time);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      }
       seen = wake_.load(std::memory_order_acquire);
       if (stop_.load(std::memory_order_relaxed)) return;
       int slot = 0;
       if (try_join(slot)) {
         take_items(slot);
-        left_.fetch_add(1, std::memory_order_acq_rel);
-        left_.notify_one();
+        left_.fetch_add(1, std::memory_order_seq_cst);
+        if (caller_sleeping_.load(std::memory_order_seq_cst)) {
+          std::lock_guard sleep(sleep_);
+          done_.notify_all();
+        }
       }
     }
   }
@@ -192,6 +221,11 @@ class thread_pool {
   std::atomic<std::uint64_t> state_{0};  // the job's generation, open or closed, slots (above)
   std::atomic<std::int64_t> next_{0};    // first item not yet handed out
   std::atomic<std::uint32_t> left_{0};   // workers that joined this job and have finished
+  std::mutex sleep_;                      // for the two condition variables
+  std::condition_variable wakeup_;        // workers asleep: a job has opened (or the pool stops)
+  std::condition_variable done_;          // the caller asleep: the workers that joined have left
+  std::atomic<int> sleepers_{0};          // workers asleep or about to be
+  std::atomic<bool> caller_sleeping_{false};
   std::uint64_t generation_ = 0;
   // the job (written under submit_ before state_ opens it)
   void (*call_)(void*, std::int64_t, int) = nullptr;
