@@ -54,9 +54,12 @@ inline void eigen_single_threaded() {
 /// Tiling of an [M, N] output: rows are cut when M is large (each tile re-packs W, so tiles are
 /// tall: at least 256 rows); columns otherwise. A product of up to 8 rows (decode) reads W once and
 /// is bound by reading it, so its columns are cut into up to 16 tiles of at least 16K weights (16
-/// columns at a time): every linear of a small model spreads over the threads. Larger M keeps
-/// tiles of at least 384 columns (each an Eigen GEMM). The tiles depend on the shapes alone, never
-/// on the thread count, so results do not either. Tile sizes measured in bench/README.md.
+/// columns at a time): every linear of a small model spreads over the threads. Between 9 and 511
+/// rows (prefill, encoders) the columns are cut into up to 16 tiles of at least 128 columns (each
+/// an Eigen GEMM that packs x's rows again: 128 columns keep that under about a tenth of the
+/// work), so the q, k, v and o products of a small model split over the threads too. The tiles
+/// depend on the shapes alone, never on the thread count, so results do not either. Tile sizes
+/// measured in bench/README.md.
 struct tiling {
   std::int64_t row_block, col_block, row_tiles, col_tiles;
 };
@@ -70,9 +73,9 @@ inline tiling tile_output(std::int64_t m, std::int64_t n, std::int64_t k = 0) no
   } else if (m <= 8 && k > 0) {
     t.col_block = std::max<std::int64_t>((n + max_tiles - 1) / max_tiles, (min_decode_tile + k - 1) / k);
     t.col_block = std::min(n, (t.col_block + 15) / 16 * 16);
-  } else if (n >= 768) {
-    t.col_block = std::max<std::int64_t>(384, (n + max_tiles - 1) / max_tiles);
-    t.col_block = (t.col_block + 15) / 16 * 16;
+  } else if (n > 128) {
+    t.col_block = std::max<std::int64_t>(128, (n + max_tiles - 1) / max_tiles);
+    t.col_block = std::min(n, (t.col_block + 15) / 16 * 16);
   }
   t.row_tiles = (m + t.row_block - 1) / t.row_block;
   t.col_tiles = (n + t.col_block - 1) / t.col_block;
