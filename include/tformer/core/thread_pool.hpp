@@ -64,8 +64,10 @@ class thread_pool {
   /// How long a worker (or a caller waiting for workers) spins before it blocks.
   static constexpr std::chrono::microseconds spin_time{50};
   /// A sleeping thread also re-checks its condition this often, so that no missed notification
-  /// can leave it asleep for good (workers were once found asleep at exit, the pool's stop
-  /// already signalled; the wake condition now includes stop_ as well).
+  /// can leave it asleep for good. (A worker reads the wake-up counter when it first runs, which on
+  /// a busy machine can be long after it was created: one that first ran after the pool's stop had
+  /// bumped the counter used to wait for a bump that never came, and the program hung at exit.
+  /// The wake condition includes stop_ for that reason.)
   static constexpr std::chrono::milliseconds recheck_time{10};
   /// Most workers the pool creates (a loop asks for threads - 1 of them).
   static constexpr int max_workers = 255;
