@@ -23,7 +23,7 @@ namespace tformer::quant::detail::element_dot {
 #if defined(TFORMER_GGML_DOT_AVX2) && defined(__F16C__)
 #define TFORMER_ELEMENT_DOT_AVX2 1
 #endif
-#if defined(TFORMER_GGML_DOT_AVX512F) && defined(__AVX512BW__)
+#if defined(TFORMER_GGML_DOT_AVX512F) && defined(__AVX512BW__) && defined(__AVX512VL__)  // masked 256-bit loads
 #define TFORMER_ELEMENT_DOT_AVX512 1
 #endif
 
