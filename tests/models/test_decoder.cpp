@@ -1,5 +1,6 @@
 // models::decoder_lm as GPT-2 and as Llama against Hugging Face (tiny, randomly initialised,
-// padded batch), and incremental decoding through the KV cache against one full pass.
+// padded batch), incremental decoding through the KV cache against one full pass, and the
+// prefill that runs the head on each prompt's last token only (forward_last).
 #include <tformer/io/name_maps.hpp>
 #include <tformer/models/decoder.hpp>
 #include <tformer/nn/parameters.hpp>
@@ -62,6 +63,36 @@ void check_incremental(Model& model, const test::fixture& fx) {
       for (std::int64_t v = 0; v < V; ++v) REQUIRE(std::fabs(pre(b, s, v) - full(b, s, v)) <= 1e-5f);
 }
 
+// forward_last (a prompt's prefill, the head on each sequence's last real token) against Hugging
+// Face's logits at that position, and the state it leaves against the full pass's next step.
+template <class Model>
+void check_forward_last(Model& model, const test::fixture& fx) {
+  const auto ids = fx.i32("input_ids");
+  const auto lengths = fx.i32("lengths");
+  const auto want = fx.f32("logits");
+  const std::int64_t B = ids.dim(0), S = ids.dim(1), V = model.config.vocab;
+  auto cache = model.make_state(B, S + 1);
+  tensor<float> last(shape{B, V});
+  model.forward_last(ids, lengths, cache, last);
+  for (std::int64_t b = 0; b < B; ++b) {
+    REQUIRE(cache.lengths(b) == lengths(b));
+    for (std::int64_t v = 0; v < V; ++v) REQUIRE(std::fabs(last(b, v) - want(b, lengths(b) - 1, v)) <= 1e-4f);
+  }
+  // the next token continues from the prefilled state as it does after forward()
+  tensor<std::int32_t> next(shape{B, 1}, 5);
+  auto cache2 = model.make_state(B, S + 1);
+  (void)model.forward(ids, lengths, &cache2);
+  const auto a = model.forward(next, {}, &cache), b2 = model.forward(next, {}, &cache2);
+  for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a.data()[i] == b2.data()[i]);
+  // bad input: logits of the wrong shape, a sequence without tokens
+  auto cache3 = model.make_state(B, S + 1);
+  tensor<float> wrong(shape{B, V + 1});
+  CHECK_THROWS_AS(model.forward_last(ids, lengths, cache3, wrong), shape_error);
+  tensor<std::int32_t> empty = lengths;
+  empty(0) = 0;
+  CHECK_THROWS_AS(model.forward_last(ids, empty, cache3, last), shape_error);
+}
+
 }  // namespace
 
 TEST_CASE("GPT-2 decoder matches Hugging Face GPT2LMHeadModel", "[models][parity][gpt2]") {
@@ -70,6 +101,7 @@ TEST_CASE("GPT-2 decoder matches Hugging Face GPT2LMHeadModel", "[models][parity
   io::load_safetensors(gpt2, fx.model, io::hf_gpt2());
   check_parity(gpt2, fx);
   check_incremental(gpt2, fx);
+  check_forward_last(gpt2, fx);
 }
 
 TEST_CASE("Llama decoder (GQA + RoPE + SwiGLU) matches Hugging Face LlamaForCausalLM", "[models][parity][llama]") {
@@ -78,6 +110,7 @@ TEST_CASE("Llama decoder (GQA + RoPE + SwiGLU) matches Hugging Face LlamaForCaus
   io::load_safetensors(llama, fx.model, io::hf_llama());
   check_parity(llama, fx);
   check_incremental(llama, fx);
+  check_forward_last(llama, fx);
 }
 
 TEST_CASE("loading reports missing, extra and mis-shaped tensors by name", "[models][errors][io]") {

@@ -165,10 +165,15 @@ class lm_state {
     tensor<std::int32_t> ids, lengths;
     pack(prompts, ids, lengths, "prompt");
     state_ = m.make_state(ids.dim(0), ids.dim(1) + max_new);
-    const tensor<float> logits = m.forward(ids, lengths, &state_);  // [B, L, V]
-    std::vector<std::int64_t> last(prompts.size());
-    for (std::size_t b = 0; b < prompts.size(); ++b) last[b] = lengths(static_cast<std::int64_t>(b)) - 1;
-    first_ = last_rows(logits, last);
+    if constexpr (requires { m.forward_last(ids, lengths, state_, first_); }) {
+      first_ = tensor<float>(shape{ids.dim(0), m.config.vocab});  // [B, V]: the head on each prompt's last token only
+      m.forward_last(ids, lengths, state_, first_);
+    } else {
+      const tensor<float> logits = m.forward(ids, lengths, &state_);  // [B, L, V]
+      std::vector<std::int64_t> last(prompts.size());
+      for (std::size_t b = 0; b < prompts.size(); ++b) last[b] = lengths(static_cast<std::int64_t>(b)) - 1;
+      first_ = last_rows(logits, last);
+    }
   }
   tensor<float> start(std::int64_t group) {  // [B * group, V]: each prompt's logits, repeated per beam
     if (group > 1) {
