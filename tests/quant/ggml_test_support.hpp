@@ -472,9 +472,9 @@ inline std::pair<double, double> activation_rounding_bound(const tensor<float>& 
   return {qerr + 1e-5 * mag + 1e-30, mag};
 }
 
-/// @brief ops::linear with weights in F (a format, or int8_activations of one): up to 8 activation
-/// rows take F's fused product when F opts in and float dot products of dequantized rows when it
-/// does not; more rows take the dequantized tiles. Every path against the float product on the
+/// @brief ops::linear with weights in F (a format, or int8_activations of one): up to
+/// ops::fused_rows_limit activation rows take F's fused product when F opts in, up to 8 take float
+/// dot products of dequantized rows when it does not; more rows take the dequantized tiles. Every path against the float product on the
 /// dequantized weights, and 1 thread against 2, bit for bit. The fused path must be exactly
 /// F::fused_product (+ bias), within fused_bound(x, wq, wd, acts, k, i, j, |bias_j|) -> {bound,
 /// sum |x w| + |bias|} of the float product; the float paths within 1e-5 sum |x w|. tweak(wf) may
@@ -488,7 +488,7 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
   // tiles), column tiles (n = 1000) and remainders, in a fraction of the time
   const std::vector<std::int64_t> ks = test::slow_build ? std::vector<std::int64_t>{32, 96} : std::vector<std::int64_t>{32, 96, 768};
   const std::vector<std::int64_t> ms =
-      test::slow_build ? std::vector<std::int64_t>{1, 5, 8, 9, 33} : std::vector<std::int64_t>{1, 2, 5, 8, 9, 33, 70};
+      test::slow_build ? std::vector<std::int64_t>{1, 5, 8, 9, 33, 65} : std::vector<std::int64_t>{1, 2, 5, 8, 9, 33, 70};
   for (const std::int64_t k : ks) {
     for (const std::int64_t n : {1, 17, 1000}) {  // 1000 columns: several column tiles
       auto wf = test::random_tensor(shape{n, k}, seed++);
@@ -517,7 +517,7 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
           const auto fail = [&](std::int64_t i, std::int64_t j, double err, double bound) {
             if (bad++ == 0) bad_i = i, bad_j = j, bad_err = err, bad_bound = bound;
           };
-          if (fused && m <= F::max_fused_rows) {
+          if (fused && m <= std::max(F::max_fused_rows, ops::fused_rows_limit)) {
             // the fused path: exactly F::fused_product (+ bias), and near the float product
             auto acts = allocate_aligned<std::byte>(F::activation_bytes(m, k));
             F::prepare_activations(x.data(), k, m, k, acts.get());

@@ -300,8 +300,8 @@ void check_float_paths(report& measured, Fill fill) {
 }
 
 /// @brief ops::linear with weights in F (a K-quant, or int8_activations of one), against the float
-/// product on the dequantized weights, and 1 thread against 2 bit for bit. Up to 8 rows of an
-/// int8_activations<F> take the fused product, exactly F::fused_product (+ bias), within the
+/// product on the dequantized weights, and 1 thread against 2 bit for bit. Up to
+/// ops::fused_rows_limit rows of an int8_activations<F> take the fused product, exactly F::fused_product (+ bias), within the
 /// activations' rounding (per super-block sum |w| amax / 254 (1 + 2^-15)) plus the fused product's
 /// float roundings ((2 nb + 8) u term_magnitude) plus 1e-5 sum |x w|; every other path within
 /// 1e-5 sum |x w|. Every third weight row is off-centre (the mins matter). policy B reads the blocks.
@@ -311,7 +311,7 @@ void check_linear(report& measured) {
   test::thread_guard guard;
   std::uint32_t seed = 40;
   const std::vector<std::int64_t> ns = slow_build ? std::vector<std::int64_t>{17} : std::vector<std::int64_t>{1, 17, 300};
-  const std::vector<std::int64_t> ms = slow_build ? std::vector<std::int64_t>{1, 8, 9} : std::vector<std::int64_t>{1, 2, 5, 8, 9, 33};
+  const std::vector<std::int64_t> ms = slow_build ? std::vector<std::int64_t>{1, 8, 9, 65} : std::vector<std::int64_t>{1, 2, 5, 8, 9, 33, 65};
   for (const std::int64_t k : {256, 768}) {
     for (const std::int64_t n : ns) {
       auto wf = test::random_tensor(shape{n, k}, seed++);
@@ -335,7 +335,7 @@ void check_linear(report& measured) {
           INFO("k=" << k << " n=" << n << " m=" << m << " bias=" << with_bias << " fused=" << fused);
           REQUIRE(std::memcmp(y1.data(), y2.data(), static_cast<std::size_t>(m * n) * sizeof(float)) == 0);
           tensor<float> yf(shape{m, n});
-          const bool fused_rows = fused && m <= F::max_fused_rows;
+          const bool fused_rows = fused && m <= std::max(F::max_fused_rows, ops::fused_rows_limit);
           auto a = allocate_aligned<std::byte>(F::activation_bytes(m, k));
           if (fused_rows) {
             F::prepare_activations(x.data(), k, m, k, a.get());

@@ -28,7 +28,8 @@ bool same_bytes(const quant::matrix<A>& a, const quant::matrix<B>& b) {
 bool same_floats(const tensor<float>& a, const tensor<float>& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(float)) == 0;
 }
-// y = x W^T through matrix<G> in each path: float rows (m <= 8), tiles (m > 8), fused int8 when G has it
+// y = x W^T through matrix<G> in each path: float rows (m <= 8), tiles (m > 8), fused int8 when G has
+// it (m <= ops::fused_rows_limit)
 template <class G>
 tensor<float> product(const tensor<float>& x, const tensor<float>& w) {
   tensor<float> y(shape{x.dim(0), w.dim(0)});

@@ -3,7 +3,7 @@
 // included, evaluated as ISO C: x * id rounded before + 8.5f), both against gguf-py's output
 // (tests/data/ggml_quants.safetensors, written by tools/make_quant_fixtures.py), every compiled
 // fused-product path against the scalar reference, and ops::linear through each of its paths
-// (the fused product for <= 8 rows when the format is int8_activations<q4_0>, float products of
+// (the fused product for up to 64 rows when the format is int8_activations<q4_0>, float products of
 // dequantized rows or tiles otherwise). The checks shared with q8_0 and q4_1 are in
 // ggml_test_support.hpp.
 //

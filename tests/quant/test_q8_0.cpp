@@ -2,7 +2,7 @@
 // dequantize_row_q8_0 / quantize_row_q8_0_ref (re-implemented here independently, fp16 rounding
 // included), both against gguf-py's output (tests/data/ggml_quants.safetensors, written by
 // tools/make_quant_fixtures.py), every compiled fused-product path against the scalar reference,
-// and ops::linear through both of its paths (fused for <= 8 rows, dequantized tiles otherwise).
+// and ops::linear through both of its paths (fused for up to 64 rows, dequantized tiles otherwise).
 // The checks shared with q4_0 and q4_1 are in ggml_test_support.hpp.
 //
 // Bounds (u = 2^-24):
@@ -261,7 +261,7 @@ TEST_CASE("q8_0 paths are exact on integer data, -128 weights included", "[quant
   ggml::check_exact_on_integers<q8_0, kern::dot>(w, [](const std::byte* blk, int t, std::int64_t) { return block_q(blk, t); });
 }
 
-TEST_CASE("ops::linear with q8_0 weights: float_product (or fused with int8 activations) for <= 8 rows, "
+TEST_CASE("ops::linear with q8_0 weights: float_product for <= 8 rows (fused with int8 activations: <= 64), "
           "dequantized tiles beyond",
           "[quant][q8_0]") {
   ggml::check_linear<q8_0>(measured);                            // float activations (the default)

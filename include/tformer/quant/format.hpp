@@ -79,7 +79,9 @@ concept float_element_format = element_format<F> && std::same_as<typename F::ele
 ///   prepare_activations(x, ldx, m, k, acts)           x [m, k] (row stride ldx) -> acts (e.g. int8 blocks)
 ///   fused_product(acts, m, k, w, row_bytes, n, y, ldy)  y[i, j] = sum_k x[i, k] w[j, k], i < m, j < n,
 ///                                                     for n packed rows of w starting at w
-/// ops::linear uses it for up to max_fused_rows activation rows when the format is wrapped in
+/// fused_product takes any m, max_fused_rows rows at a time (one read of a weight row serves that
+/// many), each row's result independent of m. ops::linear uses it for up to
+/// max(max_fused_rows, ops::fused_rows_limit) activation rows when the format is wrapped in
 /// int8_activations (below).
 template <class F>
 concept fused_format = weight_format<F> &&
@@ -100,9 +102,9 @@ concept float_product_format = weight_format<F> &&
 /// @brief Format F with its fused product switched on. ops::linear uses a format's fused product
 /// (which rounds the activations, to int8 per block for the ggml formats) only for a format
 /// wrapped like this; by default activations stay float (f32 is the oracle). Products with up to
-/// F::max_fused_rows activation rows (decode) then run F's integer kernel: faster, within the
-/// activation rounding error F's test bounds. The bytes, the name and everything else are F's, so
-/// files load as they are.
+/// ops::fused_rows_limit (64) activation rows (decode, batched or with beams) then run F's
+/// integer kernel: faster, within the activation rounding error F's test bounds. The bytes, the
+/// name and everything else are F's, so files load as they are.
 ///   struct fast_spec : llama_spec { using weights = quant::int8_activations<quant::q8_0>; };
 template <fused_format F>
 struct int8_activations : F {
