@@ -183,9 +183,11 @@ class TorchEncoder:
 
 class LlamaCpp:
     """llama-bench with its defaults (f16 KV cache, flash attention 'auto', weight repacking on),
-    and tools/llama_cpp_reference for logits. Some llama.cpp builds crash in the AMX matmul on
-    Intel CPUs that have AMX; when the default run fails it is retried once with --repack 0
-    (no extra buffer types), and the result says so."""
+    and tools/llama_cpp_reference for logits. On an Intel CPU with AMX, a native build of llama.cpp
+    repacks quantized weights for its AMX kernels, which die with SIGILL in a virtual machine that
+    does not grant the AMX tile state; when the default run fails it is retried once with
+    --repack 0 (no extra buffer types: llama.cpp's plain AVX-512 kernels), and the notes say for
+    which file."""
 
     def __init__(self, bin_dir, reference_bin=None):
         self.bench = os.path.join(bin_dir, "llama-bench")
@@ -196,10 +198,13 @@ class LlamaCpp:
         base = [self.bench] + args + ["-o", "json"]
         proc = self._run(base)
         if proc.returncode != 0:
+            failed = proc.returncode
             proc = self._run(base + ["--repack", "0"])
             if proc.returncode != 0:
                 raise PeerError(f"llama-bench failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-            self.notes.add("llama-bench crashed with its defaults here and was rerun with --repack 0")
+            model = os.path.basename(args[args.index("-m") + 1]) if "-m" in args else "?"
+            self.notes.add(f"llama-bench failed with its defaults on {model} (exit status {failed}) "
+                           "and was rerun with --repack 0")
         rows = json.loads(proc.stdout)
         if not rows:
             raise PeerError("llama-bench returned no result")
