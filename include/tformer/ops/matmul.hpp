@@ -192,7 +192,8 @@ inline constexpr std::int64_t few_rows = 8;
 /// (batched decode, beams), which takes them F::max_fused_rows at a time; more rows dequantize
 /// tiles of W into the float GEMM. Each column tile of W stays in cache while every group of rows
 /// reads it, and nothing is dequantized: with few rows the dequantizing dominates the float path
-/// (bench_quant's prefill_int8 is as fast as that path at 128 rows on one thread, faster on two).
+/// (at 128 rows bench_quant's prefill_int8 is already 0.9-1.0x that path on one thread and
+/// 1.2-1.3x on two).
 inline constexpr std::int64_t fused_rows_limit = 64;
 
 /// @brief y = x * W^T (+ bias) with W [N, K] a quant::matrix in any weight format: f32 reads W in
