@@ -7,14 +7,18 @@
 //   bench_peers --workloads WORK/workloads.json --dump DIR    (outputs of the "check" workloads)
 //
 // Workload kinds (paths relative to the workloads file; ids int32):
-//   encoder    model: HF BERT directory; format "f32" | "int8" (int8_channel weights with int8
-//              activations); ids [B][S] right-padded; lengths [B]. One forward of the batch
+//   encoder    model: HF BERT directory; format "f32" | "int8" (int8_activations<int8_channel>:
+//              int8 activations up to ops::fused_rows_limit rows, dequantized float tiles
+//              beyond); ids [B][S] right-padded; lengths [B]. One forward of the batch
 //              (with "one_by_one": true, one forward per row of its real tokens, unpadded).
 //              Dump: hidden states float32 [B, S, d].
 //   prefill    model: GGUF (llama / qwen2); ids [T]. The prompt from an empty cache, the head on
-//              its last position only (as llama.cpp's llama-bench). Dump: logits float32 [T, vocab].
+//              its last position only (forward_last, as llama.cpp's llama-bench). Dump: logits
+//              float32 [T, vocab] of every position (forward(): the layers are the timed ones;
+//              the head runs on T rows there, on 1 in the timed step).
 //   decode     model: GGUF; ids [context] fill the cache once; one iteration = one decode step
-//              with `context` tokens cached (the slot is rewritten each time).
+//              with `context` tokens cached (the slot is rewritten each time). Not dumped: the
+//              prefill of the same file is the check.
 //   translate  model: HF T5 directory; format as encoder; ids [B][S] padded with 0, lengths [B];
 //              beams; new_tokens (no end id: every hypothesis has exactly new_tokens tokens);
 //              decoder_start_id. One generate::run of the batch. Dump: int32 [B, new_tokens].
@@ -173,6 +177,9 @@ runner decoder_runner(const json& w, std::shared_ptr<const Model> model) {
       model->forward(*next, {}, *state, *logits);
       benchmark::DoNotOptimize(logits->data());
     };
+    r.dump = [name](const fs::path&) {
+      throw std::runtime_error("workload '" + name + "': decode workloads have no checked output (check the prefill)");
+    };
   }
   return r;
 }
@@ -329,13 +336,20 @@ int main(int argc, char** argv) {
     json all;
     std::ifstream(file) >> all;
     const fs::path base = fs::path(file).parent_path();
-    if (!dump.empty()) {
+    if (!dump.empty()) {  // a workload that fails leaves no output (its check says so); the others go on
       fs::create_directories(dump);
+      int failed = 0;
       for (const auto& w : all.at("workloads"))
         if (w.value("check", false)) {
           std::fprintf(stderr, "bench_peers: %s\n", w.at("name").get<std::string>().c_str());
-          make_runner(w, base).dump(dump);
+          try {
+            make_runner(w, base).dump(dump);
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "bench_peers: %s: %s\n", w.at("name").get<std::string>().c_str(), e.what());
+            ++failed;
+          }
         }
+      if (failed) std::fprintf(stderr, "bench_peers: %d checked workload(s) failed\n", failed);
       return 0;
     }
     // Models load when a benchmark first runs (a filter that selects one workload loads one model).

@@ -91,6 +91,9 @@ void check_forward_last(Model& model, const test::fixture& fx) {
   tensor<std::int32_t> empty = lengths;
   empty(0) = 0;
   CHECK_THROWS_AS(model.forward_last(ids, empty, cache3, last), shape_error);
+  tensor<std::int32_t> no_positions(shape{B, 0}), short_lengths(shape{B - 1}, 1);
+  CHECK_THROWS_AS(model.forward_last(no_positions, {}, cache3, last), shape_error);
+  CHECK_THROWS_AS(model.forward_last(ids, short_lengths, cache3, last), shape_error);
 }
 
 }  // namespace

@@ -517,7 +517,7 @@ void check_linear(report& measured, Tweak tweak, Bound fused_bound) {
           const auto fail = [&](std::int64_t i, std::int64_t j, double err, double bound) {
             if (bad++ == 0) bad_i = i, bad_j = j, bad_err = err, bad_bound = bound;
           };
-          if (fused && m <= std::max(F::max_fused_rows, ops::fused_rows_limit)) {
+          if (fused && m <= std::max<std::int64_t>(F::max_fused_rows, ops::fused_rows_limit)) {
             // the fused path: exactly F::fused_product (+ bias), and near the float product
             auto acts = allocate_aligned<std::byte>(F::activation_bytes(m, k));
             F::prepare_activations(x.data(), k, m, k, acts.get());

@@ -335,7 +335,7 @@ void check_linear(report& measured) {
           INFO("k=" << k << " n=" << n << " m=" << m << " bias=" << with_bias << " fused=" << fused);
           REQUIRE(std::memcmp(y1.data(), y2.data(), static_cast<std::size_t>(m * n) * sizeof(float)) == 0);
           tensor<float> yf(shape{m, n});
-          const bool fused_rows = fused && m <= std::max(F::max_fused_rows, ops::fused_rows_limit);
+          const bool fused_rows = fused && m <= std::max<std::int64_t>(F::max_fused_rows, ops::fused_rows_limit);
           auto a = allocate_aligned<std::byte>(F::activation_bytes(m, k));
           if (fused_rows) {
             F::prepare_activations(x.data(), k, m, k, a.get());

@@ -274,8 +274,8 @@ double check_fused_paths(Fill fill, Decode decode) {
   return worst;
 }
 
-/// @brief ops::linear with int8_activations<F>: up to 8 activation rows take F::fused_product (bit
-/// for bit, + bias), more rows the float tiles; 1 thread against 2, bit for bit. The fused result
+/// @brief ops::linear with int8_activations<F>: up to ops::fused_rows_limit activation rows take
+/// F::fused_product (bit for bit, + bias), more rows the float tiles; 1 thread against 2, bit for bit. The fused result
 /// is within this bound of the float product on the dequantized weights: sum_t |w_t| |x_t - d_x
 /// qx_t| (the activations' rounding, measured exactly) + (2 nb + 4) u M (the fused float terms,
 /// decode as in check_fused_paths) + (k + 3) u sum_t |x_t w_t| (the float product's sums and the
@@ -288,7 +288,7 @@ double check_fused_linear(Decode decode) {
   std::uint32_t seed = 60;
   double worst = 0;
   const std::vector<std::int64_t> ks = test::slow_build ? std::vector<std::int64_t>{256} : std::vector<std::int64_t>{256, 768};
-  const std::vector<std::int64_t> ms = test::slow_build ? std::vector<std::int64_t>{1, 8, 9} : std::vector<std::int64_t>{1, 3, 8, 9};
+  const std::vector<std::int64_t> ms = test::slow_build ? std::vector<std::int64_t>{1, 8, 9} : std::vector<std::int64_t>{1, 3, 8, 9, 33};
   for (const std::int64_t k : ks) {
     for (const std::int64_t n : {1, 17, 800}) {  // 800 columns: several column tiles
       auto wf = test::random_tensor(shape{n, k}, seed++);
@@ -309,7 +309,7 @@ double check_fused_linear(Decode decode) {
         ops::linear(x, wq, y2, bias);
         INFO("k=" << k << " n=" << n << " m=" << m);
         REQUIRE(std::memcmp(y1.data(), y2.data(), static_cast<std::size_t>(m * n) * sizeof(float)) == 0);
-        if (m > std::max(F::max_fused_rows, ops::fused_rows_limit)) continue;  // the float tiles: check_linear's business
+        if (m > std::max<std::int64_t>(F::max_fused_rows, ops::fused_rows_limit)) continue;  // the float tiles: check_linear's business
         auto acts = allocate_aligned<std::byte>(F::activation_bytes(m, k));
         F::prepare_activations(x.data(), k, m, k, acts.get());
         F::fused_product(acts.get(), m, k, wq.data(), wq.row_bytes(), n, yf.data(), n);

@@ -47,6 +47,17 @@ def timed_median(fn, budget_s, min_reps=3, max_reps=20):
     return statistics.median(times)
 
 
+def run_program(cmd, timeout_s=900):
+    """cmd's completed process (output captured); PeerError when it cannot start or runs longer
+    than timeout_s (a hung program must not stall the comparison)."""
+    try:
+        return subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise PeerError(f"{os.path.basename(cmd[0])} took over {timeout_s} s") from e
+    except OSError as e:
+        raise PeerError(f"cannot run {cmd[0]}: {e}") from e
+
+
 def regex_escape(text):
     """Escapes what is special in a POSIX / ECMAScript regex (Google Benchmark's --benchmark_filter);
     Python's re.escape also escapes characters such as '/' that POSIX leaves undefined."""
@@ -66,8 +77,7 @@ class Tformer:
     def dump(self, out_dir):
         """Runs every checked workload once; outputs land in out_dir (see read_dump)."""
         os.makedirs(out_dir, exist_ok=True)
-        proc = subprocess.run([self.bench, "--workloads", self.workloads_json, "--dump", out_dir],
-                              env=child_env(), capture_output=True, text=True)
+        proc = run_program([self.bench, "--workloads", self.workloads_json, "--dump", out_dir])
         if proc.returncode != 0:
             raise PeerError(f"bench_peers --dump failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
 
@@ -86,7 +96,7 @@ class Tformer:
         cmd = [self.bench, "--workloads", self.workloads_json, f"--benchmark_filter={pattern}",
                "--benchmark_format=json", f"--benchmark_repetitions={reps}",
                f"--benchmark_min_time={min_time}", f"--benchmark_min_warmup_time={min_time}"]
-        proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True)
+        proc = run_program(cmd)
         if proc.returncode != 0:
             raise PeerError(f"bench_peers failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
         runs = [b for b in json.loads(proc.stdout)["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
@@ -101,8 +111,7 @@ class Tformer:
     def gemm_results(self, quick):
         """bench_gemm's FLOPS per benchmark name (GFLOP/s): tformer, OpenBLAS, Eigen, fma_peak."""
         pattern = "^(fma_peak|gemm/1024x1024x1024)" if quick else "^(fma_peak|gemm/)"
-        proc = subprocess.run([self.gemm, f"--benchmark_filter={pattern}", "--benchmark_format=json"],
-                              env=child_env(), capture_output=True, text=True)
+        proc = run_program([self.gemm, f"--benchmark_filter={pattern}", "--benchmark_format=json"])
         if proc.returncode != 0:
             raise PeerError(f"bench_gemm failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
         out = {}
@@ -211,13 +220,10 @@ class LlamaCpp:
         return statistics.median(rows[0]["samples_ts"])  # tokens per second
 
     @staticmethod
-    def _run(cmd, timeout_s=600):
-        """One llama-bench run; a run slower than timeout_s (a busy machine can slow llama.cpp's
-        polling workers to a crawl at 2 threads) is an error rather than a stalled comparison."""
-        try:
-            return subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as e:
-            raise PeerError(f"llama-bench took over {timeout_s} s") from e
+    def _run(cmd):
+        """One llama-bench run; over 10 minutes (a busy machine can slow llama.cpp's polling
+        workers to a crawl at 2 threads) is an error rather than a stalled comparison."""
+        return run_program(cmd, timeout_s=600)
 
     def time(self, gguf, kind, threads, n_tokens, context, reps):
         """decode: ms per generated token, generating n_tokens after `context` tokens of depth;

@@ -407,10 +407,17 @@ class Harness:
     def measure(self, engine, w, threads):
         if w.name in self.unavailable:
             raise PeerError(self.unavailable[w.name])
-        if engine == "tformer":
-            self.require_tformer()
-            return self.tformer.time(w.name, threads, self.args.tformer_reps, self.args.min_time)
-        return w.peers[engine](threads)
+        try:
+            if engine == "tformer":
+                self.require_tformer()
+                return self.tformer.time(w.name, threads, self.args.tformer_reps, self.args.min_time)
+            return w.peers[engine](threads)
+        except PeerError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure of one engine is that engine's n/a
+            if os.environ.get("PEERS_DEBUG"):
+                traceback.print_exc()
+            raise PeerError(short(e)) from e
 
     def rounds(self):
         """R rounds; in each, every (workload, threads) runs its engines in an order that rotates
@@ -436,7 +443,8 @@ class Harness:
                             cell.append(ms)
                             log(f"  {w.name} t:{t} {engine}: {w.show(ms):.4g} {w.per_ms[0]}")
                         except PeerError as e:
-                            cell[:] = [f"n/a ({short(e)})"]
+                            if not cell:  # a failure after good rounds keeps their figures
+                                cell[:] = [f"n/a ({short(e)})"]
                             log(f"  {w.name} t:{t} {engine}: n/a ({short(e)})")
             if not self.args.no_gemm:
                 try:

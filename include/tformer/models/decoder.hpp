@@ -74,7 +74,10 @@ class decoder_lm {
     if (logits.rank() != 2 || logits.dim(0) != B || logits.dim(1) != config.vocab || !logits.is_contiguous())
       throw shape_error("tformer::models::decoder_lm::forward_last: logits must be a contiguous [" + std::to_string(B) + ", " +
                         std::to_string(config.vocab) + "], got " + logits.shape().to_string());
-    for (std::int64_t b = 0; lengths.data() && b < lengths.numel(); ++b)
+    detail::check_lengths("decoder_lm::forward_last", lengths, B, S);
+    if (S < 1) throw shape_error("tformer::models::decoder_lm::forward_last: the ids have no position (got " +
+                                 ids.shape().to_string() + ")");
+    for (std::int64_t b = 0; lengths.data() && b < B; ++b)
       if (lengths(b) < 1)
         throw shape_error("tformer::models::decoder_lm::forward_last: sequence " + std::to_string(b) +
                           " has no token (lengths[b] = " + std::to_string(lengths(b)) + ")");

@@ -190,10 +190,10 @@ inline void linear(tensor_view<const float> x, tensor_view<const bf16> w, tensor
 inline constexpr std::int64_t few_rows = 8;
 /// @brief Activation rows up to which an int8_activations<F> product runs F's fused integer kernel
 /// (batched decode, beams), which takes them F::max_fused_rows at a time; more rows dequantize
-/// tiles of W into the float GEMM. Each column tile of W stays in cache while every group of rows
-/// reads it, and nothing is dequantized: with few rows the dequantizing dominates the float path
-/// (at 128 rows bench_quant's prefill_int8 is already 0.9-1.0x that path on one thread and
-/// 1.2-1.3x on two).
+/// tiles of W into the float GEMM. Each group of rows reads the weights of a column tile again
+/// (from cache when the tile fits), but nothing is dequantized: with few rows the dequantizing
+/// dominates the float path (at 128 rows bench_quant's prefill_int8 is already 0.9-1.0x that path
+/// on one thread and 1.2-1.3x on two).
 inline constexpr std::int64_t fused_rows_limit = 64;
 
 /// @brief y = x * W^T (+ bias) with W [N, K] a quant::matrix in any weight format: f32 reads W in
@@ -220,14 +220,14 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
           for (std::int64_t c = 0; c < cols; ++c) y.data()[r * y.stride(0) + c0 + c] += bias.data()[c0 + c];
     };
     if constexpr (quant::uses_fused_product<F>) {
-      if (m <= std::max(F::max_fused_rows, fused_rows_limit) && k > 0) {
+      if (m <= std::max<std::int64_t>(F::max_fused_rows, fused_rows_limit) && k > 0) {
         workspace_ref scratch(ws);
         const auto scope = scratch->open();
         std::byte* acts = scratch->take_raw<std::byte>(F::activation_bytes(m, k));
         F::prepare_activations(x.data(), x.stride(0), m, k, acts);
         const auto t = detail::tile_output(m, n, k);  // m < 512: column tiles only
-        // F::fused_product takes the rows F::max_fused_rows at a time; the column tile of W stays
-        // in cache while each group of rows reads it.
+        // F::fused_product takes the rows F::max_fused_rows at a time, each group reading the
+        // tile's weight rows.
         parallel_for(t.col_tiles, [&](std::int64_t tile) {
           const std::int64_t c0 = tile * t.col_block, cols = std::min(t.col_block, n - c0);
           F::fused_product(acts, m, k, w.row(c0), w.row_bytes(), cols, y.data() + c0, y.stride(0));
