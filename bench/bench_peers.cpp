@@ -8,7 +8,8 @@
 //
 // Workload kinds (paths relative to the workloads file; ids int32):
 //   encoder    model: HF BERT directory; format "f32" | "int8" (int8_activations<int8_channel>:
-//              int8 activations up to ops::fused_rows_limit rows, dequantized float tiles
+//              int8 activations at every row count where AVX-512 VNNI is compiled (the packed
+//              product), else up to ops::fused_rows_limit rows and dequantized float tiles
 //              beyond); ids [B][S] right-padded; lengths [B]. One forward of the batch
 //              (with "one_by_one": true, one forward per row of its real tokens, unpadded).
 //              Dump: hidden states float32 [B, S, d].

@@ -16,7 +16,9 @@
 //                                      dequantized tiles into the float GEMM. FLOPS = 2 M weights / s
 //   quant/prefill_int8/<format>/t:<t>  the same 128 tokens through int8_activations<F>'s fused
 //                                      integer product (VNNI where compiled), max_fused_rows rows
-//                                      per call: the integer alternative to the float GEMM
+//                                      per call: the integer alternative to the float GEMM (for a
+//                                      packed_fused_format, int8_channel where AVX-512 VNNI is
+//                                      compiled, ops::linear runs its packed product on them)
 //   fma_peak/t:<t>                     the FP32 FMA ceiling (peak.hpp)
 //
 // One layer's float weights are drawn once, quantized once per format, and their bytes copied into
@@ -156,7 +158,8 @@ void bm_prefill(benchmark::State& state, int threads) {
 }
 
 // 128 tokens through int8_activations<F>: ops::linear on max_fused_rows rows at a time, each call
-// rounding its rows to int8 and running F's fused integer kernel over column tiles.
+// rounding its rows to int8 and running F's fused integer kernel over column tiles (its packed
+// product for a packed_fused_format, from packed_min_rows rows).
 template <class F>
 void bm_prefill_int8(benchmark::State& state, int threads) {
   using I = quant::int8_activations<F>;

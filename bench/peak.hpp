@@ -1,11 +1,17 @@
 // The FP32 FMA ceiling of this machine, measured in the same run as the figures set beside it
-// (bench_gemm, bench_quant): fma_peak/t:<threads>, FLOPS.
+// (bench_gemm, bench_quant): fma_peak/t:<threads>, FLOPS. Where AVX-512 VNNI is compiled, the
+// int8 ceiling too: vnni_peak/t:<threads>, OPS = 2 x the int8 multiply-adds of vpdpbusd per second.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "bench_util.hpp"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define TFORMER_BENCH_VNNI_PEAK 1
+#endif
 
 namespace tformer::bench {
 
@@ -37,5 +43,37 @@ inline void bm_fma_peak(benchmark::State& state, int threads) {
   const double flops = 2.0 * 12 * xsimd::batch<float>::size * iters * threads;
   state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+#if defined(TFORMER_BENCH_VNNI_PEAK)
+// int8 ceiling: 12 independent chains of vpdpbusd (64 multiply-adds each) per thread, in named
+// variables (an array of them goes through memory).
+inline std::int32_t vnni_chains(std::int64_t iters) {
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
+  __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2), a3 = _mm512_set1_epi32(3);
+  __m512i a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5), a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7);
+  __m512i a8 = _mm512_set1_epi32(8), a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    a0 = _mm512_dpbusd_epi32(a0, u, s), a1 = _mm512_dpbusd_epi32(a1, u, s), a2 = _mm512_dpbusd_epi32(a2, u, s);
+    a3 = _mm512_dpbusd_epi32(a3, u, s), a4 = _mm512_dpbusd_epi32(a4, u, s), a5 = _mm512_dpbusd_epi32(a5, u, s);
+    a6 = _mm512_dpbusd_epi32(a6, u, s), a7 = _mm512_dpbusd_epi32(a7, u, s), a8 = _mm512_dpbusd_epi32(a8, u, s);
+    a9 = _mm512_dpbusd_epi32(a9, u, s), a10 = _mm512_dpbusd_epi32(a10, u, s), a11 = _mm512_dpbusd_epi32(a11, u, s);
+  }
+  const __m512i t = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                     _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(t, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11))));
+}
+
+inline void bm_vnni_peak(benchmark::State& state, int threads) {
+  constexpr std::int64_t iters = 1 << 20;
+  tformer::set_num_threads(threads);
+  std::vector<std::int32_t> sink(static_cast<std::size_t>(threads));
+  for (auto _ : state) {
+    tformer::parallel_for(threads, [&](std::int64_t t) { sink[static_cast<std::size_t>(t)] = vnni_chains(iters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double ops = 2.0 * 12 * 64 * iters * threads;
+  state.counters["OPS"] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate);
+}
+#endif
 
 }  // namespace tformer::bench

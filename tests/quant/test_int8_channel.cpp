@@ -5,7 +5,9 @@
 // CTranslate2's rounding (rint: ties to even) and scale rules (all-zero rows, tiny rows) against an
 // independent re-derivation on many rows; dequantization formulas exactly; every compiled
 // float-product path and ops::linear within the float dot product bound of float_product_checks.hpp;
-// a zero-bytes matrix reads as zeros; the registry and a checkpoint's byte copy.
+// a zero-bytes matrix reads as zeros; the registry and a checkpoint's byte copy; the fused int8 product
+// and the packed one (a GEMM, many rows) the same bits on every path and through ops::linear at any
+// row and thread count; the vectorized activation rounding byte for byte against the reference.
 #include <tformer/core/memory.hpp>
 #include <tformer/io/checkpoint.hpp>
 #include <tformer/quant/formats.hpp>
@@ -313,4 +315,103 @@ TEST_CASE("int8_channel's fused int8 product: every path the same bits, within t
   int8_channel::prepare_activations(x.data(), 96, 2, 96, acts.get());
   int8_channel::fused_product(acts.get(), 2, 96, wq.data(), wq.row_bytes(), 300, want.data(), 300);
   CHECK(std::memcmp(y.data(), want.data(), sizeof(float) * 600) == 0);
+}
+
+TEST_CASE("int8_channel's activation rounding: every path the same bytes", "[quant][int8_channel]") {
+  for (const std::int64_t k : {1, 15, 16, 17, 64, 100, 768}) {
+    INFO("k " << k);
+    const std::int64_t m = 5;
+    auto x = test::random_tensor(shape{m, k}, -3.0f, 6.0f, static_cast<std::uint32_t>(k + 40));
+    // row 0: amax 127 gives the scale 1 exactly, so halves are ties (to even: 0, 2, -2, 126)
+    const float ties[] = {127.0f, 0.5f, 1.5f, -2.5f, 125.5f, -0.5f};
+    for (std::int64_t t = 0; t < std::min<std::int64_t>(k, 6); ++t) x.data()[t] = ties[t];
+    for (std::int64_t t = 6; t < k; ++t) x.data()[t] = std::trunc(x.data()[t] * 20.0f) + 0.5f;  // more ties
+    for (std::int64_t t = 0; t < k; ++t) x.data()[3 * k + t] = 0.0f;  // an all-zero row
+    const std::size_t bytes = int8_channel::activation_bytes(m, k);
+    auto ref = allocate_aligned<std::byte>(bytes), got = allocate_aligned<std::byte>(bytes);
+    std::memset(ref.get(), 0x5A, bytes);
+    std::memset(got.get(), 0xA5, bytes);
+    kern::prepare_int8_scalar(x.data(), k, m, k, ref.get());
+    int8_channel::prepare_activations(x.data(), k, m, k, got.get());
+    const std::int8_t want_ties[] = {127, 0, 2, -2, 126, 0};
+    for (std::int64_t t = 0; t < std::min<std::int64_t>(k, 6); ++t)
+      CHECK(reinterpret_cast<const std::int8_t*>(got.get() + 64)[t] == want_ties[t]);
+    // the bytes that carry meaning: scale, sum, and the padded integers of each row
+    for (std::int64_t i = 0; i < m; ++i) {
+      const std::int64_t at = i * kern::fused_stride(k);
+      CHECK(std::memcmp(ref.get() + at, got.get() + at, 8) == 0);
+      CHECK(std::memcmp(ref.get() + at + 64, got.get() + at + 64, static_cast<std::size_t>((k + 63) / 64 * 64)) == 0);
+    }
+  }
+}
+
+TEST_CASE("int8_channel's packed product (many rows): the fused product's bits", "[quant][int8_channel]") {
+  for (const std::int64_t k : {1, 3, 4, 63, 64, 65, 200}) {
+    for (const std::int64_t n : {1, 16, 63, 64, 65, 130}) {
+      const std::int64_t m = 13;  // two groups of 6 rows and one of 1
+      INFO("k " << k << " n " << n << " (packed min rows " << int8_channel::packed_min_rows << ")");
+      const auto w = test::random_tensor(shape{n, k}, -1.0f, 2.0f, static_cast<std::uint32_t>(5 * k + n));
+      auto wq = quant::matrix<int8_channel>::quantize(w.view());
+      if (n > 2) std::memset(wq.row(1), 0, 4);  // a scale of 0 reads as zero weights
+      auto x = test::random_tensor(shape{m, k}, static_cast<std::uint32_t>(k + 9 * n));
+      x.data()[0] = -1.0f;
+      auto acts = allocate_aligned<std::byte>(int8_channel::activation_bytes(m, k));
+      int8_channel::prepare_activations(x.data(), k, m, k, acts.get());
+      tensor<float> ref(shape{m, n});
+      kern::int8_dot::scalar(acts.get(), m, k, wq.data(), wq.row_bytes(), n, ref.data(), n);
+      const std::size_t pbytes = kern::int8_gemm::packed_bytes(k, n);
+      auto packed = allocate_aligned<std::byte>(pbytes), packed_ref = allocate_aligned<std::byte>(pbytes);
+      kern::int8_gemm::pack_scalar(wq.data(), wq.row_bytes(), k, n, packed_ref.get());
+      kern::int8_gemm::pack(wq.data(), wq.row_bytes(), k, n, packed.get());
+      CHECK(std::memcmp(packed.get(), packed_ref.get(), pbytes) == 0);
+      auto same = [&](auto&& path) {
+        tensor<float> y(shape{m, n + 3}, -1.0f);  // ldy past n: the columns beyond stay untouched
+        path(y.data(), n + 3);
+        bool ok = true;
+        for (std::int64_t i = 0; i < m; ++i) {
+          ok = ok && std::memcmp(y.data() + i * (n + 3), ref.data() + i * n, sizeof(float) * static_cast<std::size_t>(n)) == 0;
+          for (std::int64_t j = n; j < n + 3; ++j) ok = ok && y.data()[i * (n + 3) + j] == -1.0f;
+        }
+        return ok;
+      };
+      CHECK(same([&](float* y, std::int64_t ldy) { kern::int8_gemm::product_scalar(acts.get(), m, k, packed.get(), n, y, ldy); }));
+#if defined(TFORMER_CHANNEL_DOT_AVX512VNNI)
+      CHECK(same([&](float* y, std::int64_t ldy) { kern::int8_gemm::product_avx512vnni(acts.get(), m, k, packed.get(), n, y, ldy); }));
+#endif
+      auto scratch = allocate_aligned<std::byte>(int8_channel::packed_bytes(k));
+      CHECK(same([&](float* y, std::int64_t ldy) {
+        int8_channel::packed_product(acts.get(), m, k, wq.data(), wq.row_bytes(), n, y, ldy, scratch.get());
+      }));
+    }
+  }
+}
+
+TEST_CASE("ops::linear with int8_activations<int8_channel> on many rows: the fused product's bits, any thread count",
+          "[quant][int8_channel]") {
+  using fast = quant::int8_activations<int8_channel>;
+  for (const std::int64_t m : {9, 16, 65, 300, 700}) {
+    INFO("m " << m);
+    // without a packed product compiled (no AVX-512 VNNI), rows beyond fused_rows_limit take the
+    // dequantized float GEMM, which the test above bounds
+    if (m > ops::fused_rows_limit && (int8_channel::packed_min_rows == 0 || m < int8_channel::packed_min_rows)) continue;
+    const std::int64_t k = 96, n = 200;  // 200 = 3 panels of 64 and 8 columns
+    const auto w = test::random_tensor(shape{n, k}, static_cast<std::uint32_t>(m));
+    const auto x = test::random_tensor(shape{m, k}, static_cast<std::uint32_t>(m + 1));
+    const auto bias = test::random_tensor(shape{n}, static_cast<std::uint32_t>(m + 2));
+    const auto wq = quant::matrix<fast>::quantize(w.view());
+    auto acts = allocate_aligned<std::byte>(int8_channel::activation_bytes(m, k));
+    kern::prepare_int8_scalar(x.data(), k, m, k, acts.get());
+    tensor<float> want(shape{m, n});
+    kern::int8_dot::scalar(acts.get(), m, k, wq.data(), wq.row_bytes(), n, want.data(), n);
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) want.data()[i * n + j] += bias.data()[j];
+    test::thread_guard guard;
+    for (const int threads : {1, 2, 3}) {
+      INFO("threads " << threads);
+      set_num_threads(threads);
+      tensor<float> y(shape{m, n});
+      ops::linear(x.view(), wq, y.view(), bias.view());
+      CHECK(std::memcmp(y.data(), want.data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
+    }
+  }
 }

@@ -190,15 +190,60 @@ inline void linear(tensor_view<const float> x, tensor_view<const bf16> w, tensor
 inline constexpr std::int64_t few_rows = 8;
 /// @brief Activation rows up to which an int8_activations<F> product runs F's fused integer kernel
 /// (batched decode, beams), which takes them F::max_fused_rows at a time; more rows dequantize
-/// tiles of W into the float GEMM. Each group of rows reads the weights of a column tile again
+/// tiles of W into the float GEMM, unless F has a packed product (quant::packed_fused_format),
+/// which then takes every row count from F::packed_min_rows. Each group of rows reads the weights of a column tile again
 /// (from cache when the tile fits), but nothing is dequantized: with few rows the dequantizing
 /// dominates the float path (at 128 rows bench_quant's prefill_int8 is already 0.9-1.0x that path
 /// on one thread and 1.2-1.3x on two).
 inline constexpr std::int64_t fused_rows_limit = 64;
 
+namespace detail {
+
+/// @brief ops::linear through a packed_fused_format's packed product (many rows, K > 0): the
+/// activations prepared in blocks of rows, then tiles of (up to 256 rows) x (whole panels of
+/// F::packed_columns columns, up to 8), each packing its panels of W into its thread's scratch as
+/// it goes. A panel of int8_channel is 64 rows of W, k x 64 bytes (48 KiB at k = 768), in L2
+/// while every row of the tile runs against it.
+template <quant::packed_fused_format F>
+void linear_packed(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<float> y,
+                   tensor_view<const float> bias, workspace* ws) {
+  const std::int64_t m = x.dim(0), k = x.dim(1), n = w.rows();
+  workspace_ref scratch(ws);
+  const auto scope = scratch->open();
+  std::byte* acts = scratch->take_raw<std::byte>(F::activation_bytes(m, k));  // m prepared rows
+  constexpr std::int64_t prepare_rows = 32;
+  parallel_for((m + prepare_rows - 1) / prepare_rows, [&](std::int64_t b) {
+    const std::int64_t r0 = b * prepare_rows;
+    F::prepare_activations(x.data() + r0 * x.stride(0), x.stride(0), std::min(prepare_rows, m - r0), k,
+                           acts + F::activation_bytes(r0, k));
+  }, prepare_rows * k);
+  // column tiles of whole panels, about 2 per thread (a tile prefetches its next panel while it
+  // multiplies one), 8 panels at most; the bits do not depend on the tiling
+  const std::int64_t panels = (n + F::packed_columns - 1) / F::packed_columns;
+  const std::int64_t cols_per_tile = std::clamp<std::int64_t>(panels / (2 * num_threads()), 1, 8) * F::packed_columns;
+  const std::int64_t row_block = m <= 384 ? m : 256;
+  const std::int64_t col_tiles = (n + cols_per_tile - 1) / cols_per_tile, row_tiles = (m + row_block - 1) / row_block;
+  const int threads = loop_threads(row_tiles * col_tiles, row_block * cols_per_tile * k / 32);
+  const std::size_t panel_bytes = (F::packed_bytes(k) + 63) / 64 * 64;
+  std::byte* panel = scratch->take_raw<std::byte>(static_cast<std::size_t>(threads) * panel_bytes);  // one per thread
+  parallel_for_slots(threads, row_tiles * col_tiles, [&](std::int64_t tile, int slot) {
+    const std::int64_t r0 = tile / col_tiles * row_block, c0 = tile % col_tiles * cols_per_tile;
+    const std::int64_t rows = std::min(row_block, m - r0), cols = std::min(cols_per_tile, n - c0);
+    float* out = y.data() + r0 * y.stride(0) + c0;
+    F::packed_product(acts + F::activation_bytes(r0, k), rows, k, w.row(c0), w.row_bytes(), cols, out, y.stride(0),
+                      panel + static_cast<std::size_t>(slot) * panel_bytes);
+    if (bias.data() != nullptr)  // while the tile is in cache; the same sums as adding it after
+      for (std::int64_t r = 0; r < rows; ++r)
+        simd::add(out + r * y.stride(0), bias.data() + c0, out + r * y.stride(0), static_cast<std::size_t>(cols));
+  });
+}
+
+}  // namespace detail
+
 /// @brief y = x * W^T (+ bias) with W [N, K] a quant::matrix in any weight format: f32 reads W in
-/// place; up to fused_rows_limit rows of x (decode, batched or with beams) take the fused product
-/// of an int8_activations<F> format; otherwise up to few_rows rows take F's float_product (weights
+/// place; an int8_activations<F> format takes F's packed product from F::packed_min_rows rows of
+/// x when F has one (a packed_fused_format), else its fused product up to fused_rows_limit rows
+/// (decode, batched or with beams); otherwise up to few_rows rows take F's float_product (weights
 /// dequantized in registers) when it has one, or else dot each
 /// dequantized row of W with x in float; more rows dequantize tiles of W into the
 /// float GEMM. ws supplies the scratch (activations, dequantized rows); without one it comes from
@@ -219,6 +264,12 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
         for (std::int64_t r = 0; r < m; ++r)
           for (std::int64_t c = 0; c < cols; ++c) y.data()[r * y.stride(0) + c0 + c] += bias.data()[c0 + c];
     };
+    if constexpr (quant::uses_fused_product<F> && quant::packed_fused_format<F>) {
+      if (F::packed_min_rows > 0 && m >= F::packed_min_rows && k > 0) {
+        detail::linear_packed<F>(x, w, y, bias, ws);
+        return;
+      }
+    }
     if constexpr (quant::uses_fused_product<F>) {
       if (m <= std::max<std::int64_t>(F::max_fused_rows, fused_rows_limit) && k > 0) {
         workspace_ref scratch(ws);

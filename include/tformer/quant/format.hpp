@@ -82,7 +82,7 @@ concept float_element_format = element_format<F> && std::same_as<typename F::ele
 /// fused_product takes any m, max_fused_rows rows at a time (one read of a weight row serves that
 /// many), each row's result independent of m. ops::linear uses it for up to
 /// max(max_fused_rows, ops::fused_rows_limit) activation rows when the format is wrapped in
-/// int8_activations (below).
+/// int8_activations (below), and below packed_min_rows for a packed_fused_format.
 template <class F>
 concept fused_format = weight_format<F> &&
     requires(const float* x, std::int64_t i, const std::byte* acts, std::byte* out, float* y) {
@@ -90,6 +90,25 @@ concept fused_format = weight_format<F> &&
       { F::activation_bytes(i, i) } -> std::convertible_to<std::size_t>;
       F::prepare_activations(x, i, i, i, out);
       F::fused_product(acts, i, i, acts, i, i, y, i);
+    };
+
+/// @brief A fused format that also has a product for many activation rows (a GEMM: encoders,
+/// prefill), with the fused product's bits, over weights it packs as it goes:
+///   packed_min_rows        rows from which ops::linear uses it (0: never, e.g. where only a
+///                          scalar path is compiled)
+///   packed_columns         weight rows per panel: ops::linear gives a thread whole panels
+///   packed_bytes(k)        scratch bytes (64-byte aligned) for rows of k weights
+///   packed_product(acts, m, k, w, row_bytes, n, y, ldy, scratch)
+///                          fused_product's y for n rows of w, packing them into scratch
+/// Row i's prepared activations start at activation_bytes(i, k), so rows are prepared and
+/// multiplied in blocks.
+template <class F>
+concept packed_fused_format = fused_format<F> &&
+    requires(std::int64_t i, const std::byte* acts, std::byte* out, float* y) {
+      { F::packed_min_rows } -> std::convertible_to<std::int64_t>;
+      { F::packed_columns } -> std::convertible_to<std::int64_t>;
+      { F::packed_bytes(i) } -> std::convertible_to<std::size_t>;
+      F::packed_product(acts, i, i, acts, i, i, y, i, out);
     };
 
 /// @brief A format with a product for a few rows of float activations that dequantizes its weights
@@ -102,8 +121,9 @@ concept float_product_format = weight_format<F> &&
 /// @brief Format F with its fused product switched on. ops::linear uses a format's fused product
 /// (which rounds the activations, to int8 per block for the ggml formats) only for a format
 /// wrapped like this; by default activations stay float (f32 is the oracle). Products with up to
-/// ops::fused_rows_limit (64) activation rows (decode, batched or with beams) then run F's
-/// integer kernel: faster, within the activation rounding error F's test bounds. The bytes, the
+/// ops::fused_rows_limit (64) activation rows (decode, batched or with beams), and with any
+/// number from F::packed_min_rows for a packed_fused_format, then run F's integer kernels:
+/// faster, within the activation rounding error F's test bounds. The bytes, the
 /// name and everything else are F's, so files load as they are.
 ///   struct fast_spec : llama_spec { using weights = quant::int8_activations<quant::q8_0>; };
 template <fused_format F>
