@@ -41,6 +41,7 @@
 #include "../models/encoder_decoder.hpp"
 #include "../nn/parameters.hpp"
 #include "../ops/gather.hpp"
+#include "../simd/softmax.hpp"
 #include "processors.hpp"
 #include "stopping.hpp"
 
@@ -304,16 +305,10 @@ inline bool is_eos(const options& o, std::int32_t t) {
   return std::find(o.eos_ids.begin(), o.eos_ids.end(), t) != o.eos_ids.end();
 }
 
-// log-softmax of one row, in place, in double for the normalizer (rows of -inf stay -inf).
-inline void log_softmax_row(std::span<float> row) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (float v : row) mx = std::max(mx, v);
-  if (mx == -std::numeric_limits<float>::infinity()) return;
-  double sum = 0;
-  for (float v : row) sum += std::exp(static_cast<double>(v) - mx);
-  const float lse = mx + static_cast<float>(std::log(sum));
-  for (float& v : row) v -= lse;
-}
+// log-softmax of one row, in place: simd::log_softmax (vectorized exponentials, the normalizer
+// summed in double; rows of -inf stay -inf). A beam step normalizes beams x vocabulary entries per
+// source, which with std::exp per entry was a tenth of a beam-4 translation's time.
+inline void log_softmax_row(std::span<float> row) { simd::log_softmax(row.data(), row.data(), row.size()); }
 
 // Greedy or sampled decoding of every row of state.
 template <class State, class Processor, class Callback>
