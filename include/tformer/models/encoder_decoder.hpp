@@ -34,8 +34,8 @@ struct encoded {
 
   /// @brief Keeps sources rows[i] as source i (e.g. drops the sources whose decoding ended).
   void select(std::span<const std::int64_t> rows) {
-    hidden = ops::gather_rows<float>(hidden, rows);
-    lengths = ops::gather_rows<std::int32_t>(lengths, rows);
+    ops::select_rows(hidden, rows);
+    ops::select_rows(lengths, rows);
     for (auto& c : cross) c.select(rows);
   }
 };

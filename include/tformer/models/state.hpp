@@ -44,7 +44,7 @@ class model_state {
       else
         l.select(rows);
     }
-    lengths = ops::gather_rows<std::int32_t>(lengths, rows);
+    ops::select_rows(lengths, rows);
   }
 
   /// @brief Bytes the layer states hold (not the workspace).

@@ -44,8 +44,8 @@ struct cross_kv {
   std::int64_t batch() const noexcept { return k.rank() == 4 ? k.dim(0) : 0; }
   /// @brief Keeps sources rows[i] as source i.
   void select(std::span<const std::int64_t> rows) {
-    k = ops::gather_rows<float>(k, rows);
-    v = ops::gather_rows<float>(v, rows);
+    ops::select_rows(k, rows);
+    ops::select_rows(v, rows);
   }
 };
 

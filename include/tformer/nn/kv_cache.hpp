@@ -96,9 +96,9 @@ class kv_cache {
   void select(std::span<const std::int64_t> rows) {
     std::int64_t used = 0;
     for (std::int64_t b = 0; b < batch(); ++b) used = std::max<std::int64_t>(used, end_(b));
-    k_ = ops::gather_rows<float>(k_, rows, used);
-    v_ = ops::gather_rows<float>(v_, rows, used);
-    end_ = ops::gather_rows<std::int32_t>(end_, rows);
+    ops::select_rows(k_, rows, used);
+    ops::select_rows(v_, rows, used);
+    ops::select_rows(end_, rows);
   }
 
  private:

@@ -90,10 +90,10 @@ class sliding_window_cache {
 
   /// @brief Keeps rows[i] of the batch as row i.
   void select(std::span<const std::int64_t> rows) {
-    k_ = ops::gather_rows<float>(k_, rows);
-    v_ = ops::gather_rows<float>(v_, rows);
-    begin_ = ops::gather_rows<std::int32_t>(begin_, rows);
-    end_ = ops::gather_rows<std::int32_t>(end_, rows);
+    ops::select_rows(k_, rows);
+    ops::select_rows(v_, rows);
+    ops::select_rows(begin_, rows);
+    ops::select_rows(end_, rows);
   }
 
  private:
