@@ -41,6 +41,7 @@
 #include "../models/encoder_decoder.hpp"
 #include "../nn/parameters.hpp"
 #include "../ops/gather.hpp"
+#include "../simd/reduce.hpp"
 #include "../simd/softmax.hpp"
 #include "processors.hpp"
 #include "stopping.hpp"
@@ -382,8 +383,13 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
   std::iota(active.begin(), active.end(), 0);
   tensor<float> logits = state.start(nb);  // [active * nb, V]
   const std::int64_t V = logits.dim(1);
-  std::vector<float> acc(static_cast<std::size_t>(nb * V));
-  std::vector<std::int64_t> order(static_cast<std::size_t>(nb * V));
+  if (nb * V > std::numeric_limits<std::int32_t>::max())
+    throw value_error("tformer::generate: num_beams * vocabulary = " + std::to_string(nb * V) +
+                      " candidates per source; beam search ranks at most 2^31 - 1");
+  const std::int64_t ranked = std::min(keep_k, nb * V);  // candidates kept per source and step
+  std::vector<float> acc(static_cast<std::size_t>(nb * V));    // [nb, V] accumulated log-probabilities
+  std::vector<float> top_score(static_cast<std::size_t>(ranked));  // [ranked] best first
+  std::vector<std::int32_t> top(static_cast<std::size_t>(ranked));  // [ranked] their flat indices into acc
   const configured<Processor> processors(o, proc);
   const stop_check stops(o);
   std::vector<std::int32_t> history;
@@ -403,16 +409,13 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
         processors(std::span<const std::int32_t>(history), static_cast<std::int64_t>(prefix.size()), lp);
         for (float& v : lp) v += s.scores[static_cast<std::size_t>(j)];
       }
-      std::iota(order.begin(), order.end(), 0);  // top keep_k candidates, ties to the lower index
-      std::partial_sort(order.begin(), order.begin() + keep_k, order.end(), [&](std::int64_t x, std::int64_t y) {
-        const float ax = acc[static_cast<std::size_t>(x)], ay = acc[static_cast<std::size_t>(y)];
-        return ax > ay || (ax == ay && x < y);
-      });
+      // the best `ranked` candidates, ties to the lower index
+      simd::top_k(acc.data(), acc.size(), static_cast<std::size_t>(ranked), top_score.data(), top.data());
       const float norm = std::pow(static_cast<float>(step + 1), o.length_penalty);  // generated length
       std::vector<hypothesis> fresh;
       std::vector<std::pair<float, std::int64_t>> running;  // (score, candidate); stopped ones pushed to the back
-      for (std::int64_t c = 0; c < keep_k; ++c) {
-        const std::int64_t flat = order[static_cast<std::size_t>(c)];
+      for (std::int64_t c = 0; c < ranked; ++c) {
+        const std::int64_t flat = top[static_cast<std::size_t>(c)];
         const auto tok = static_cast<std::int32_t>(flat % V);
         bool hits = is_eos(o, tok) || last_step;
         if (!hits && stops.enabled()) {  // HF checks its stopping criteria on every candidate
