@@ -415,3 +415,20 @@ TEST_CASE("ops::linear with int8_activations<int8_channel> on many rows: the fus
     }
   }
 }
+
+TEST_CASE("ops::linear with int8_activations<int8_channel> beyond max_fused_k: the float path, no int32 overflow",
+          "[quant][int8_channel]") {
+  // x = w = 1 everywhere: every int8 term is 127 * 127, whose int32 sum overflows past
+  // max_fused_k (to a negative or far-off value); the float paths give k within a few ulp.
+  using fast = quant::int8_activations<int8_channel>;
+  STATIC_REQUIRE(fast::max_fused_k == 132104);
+  const std::int64_t k = fast::max_fused_k + 8000, n = 3;
+  tensor<float> w(shape{n, k}, 1.0f);
+  const auto wq = quant::matrix<fast>::quantize(w.view());
+  for (const std::int64_t m : {1, 9}) {  // the fused product's rows and the packed product's
+    INFO("m " << m);
+    tensor<float> x(shape{m, k}, 1.0f), y(shape{m, n});
+    ops::linear(x.view(), wq, y.view());
+    for (std::int64_t i = 0; i < m * n; ++i) CHECK(y.data()[i] == Approx(static_cast<double>(k)).epsilon(1e-6));
+  }
+}

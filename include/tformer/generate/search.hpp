@@ -383,6 +383,7 @@ std::vector<std::vector<hypothesis>> beam(State& state, const std::vector<std::v
   std::iota(active.begin(), active.end(), 0);
   tensor<float> logits = state.start(nb);  // [active * nb, V]
   const std::int64_t V = logits.dim(1);
+  if (V < 1) throw value_error("tformer::generate: beam search needs a vocabulary of at least one token");
   if (nb * V > std::numeric_limits<std::int32_t>::max())
     throw value_error("tformer::generate: num_beams * vocabulary = " + std::to_string(nb * V) +
                       " candidates per source; beam search ranks at most 2^31 - 1");

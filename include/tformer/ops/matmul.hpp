@@ -200,9 +200,9 @@ inline constexpr std::int64_t fused_rows_limit = 64;
 namespace detail {
 
 /// @brief ops::linear through a packed_fused_format's packed product (many rows, K > 0): the
-/// activations prepared in blocks of rows, then tiles of (up to 256 rows) x (whole panels of
-/// F::packed_columns columns, up to 8), each packing its panels of W into its thread's scratch as
-/// it goes. A panel of int8_channel is 64 rows of W, k x 64 bytes (48 KiB at k = 768), in L2
+/// activations prepared in blocks of rows, then tiles of rows (all m up to 384, else 256) x
+/// (whole panels of F::packed_columns columns, 1 to 8), each packing its panels of W into its
+/// thread's scratch as it goes. A panel of int8_channel is 64 rows of W, k x 64 bytes (48 KiB at k = 768), in L2
 /// while every row of the tile runs against it.
 template <quant::packed_fused_format F>
 void linear_packed(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<float> y,
@@ -217,8 +217,9 @@ void linear_packed(tensor_view<const float> x, const quant::matrix<F>& w, tensor
     F::prepare_activations(x.data() + r0 * x.stride(0), x.stride(0), std::min(prepare_rows, m - r0), k,
                            acts + F::activation_bytes(r0, k));
   }, prepare_rows * k);
-  // column tiles of whole panels, about 2 per thread (a tile prefetches its next panel while it
-  // multiplies one), 8 panels at most; the bits do not depend on the tiling
+  // column tiles of whole panels: panels / (2 threads) of them, 1 to 8 (a tile of several panels
+  // prefetches its next panel while it multiplies one; with fewer than 2 panels per thread each
+  // tile is one panel); the bits do not depend on the tiling
   const std::int64_t panels = (n + F::packed_columns - 1) / F::packed_columns;
   const std::int64_t cols_per_tile = std::clamp<std::int64_t>(panels / (2 * num_threads()), 1, 8) * F::packed_columns;
   const std::int64_t row_block = m <= 384 ? m : 256;
@@ -265,13 +266,13 @@ void linear(tensor_view<const float> x, const quant::matrix<F>& w, tensor_view<f
           for (std::int64_t c = 0; c < cols; ++c) y.data()[r * y.stride(0) + c0 + c] += bias.data()[c0 + c];
     };
     if constexpr (quant::uses_fused_product<F> && quant::packed_fused_format<F>) {
-      if (F::packed_min_rows > 0 && m >= F::packed_min_rows && k > 0) {
+      if (F::packed_min_rows > 0 && m >= F::packed_min_rows && k > 0 && quant::fused_fits<F>(k)) {
         detail::linear_packed<F>(x, w, y, bias, ws);
         return;
       }
     }
     if constexpr (quant::uses_fused_product<F>) {
-      if (m <= std::max<std::int64_t>(F::max_fused_rows, fused_rows_limit) && k > 0) {
+      if (m <= std::max<std::int64_t>(F::max_fused_rows, fused_rows_limit) && k > 0 && quant::fused_fits<F>(k)) {
         workspace_ref scratch(ws);
         const auto scope = scratch->open();
         std::byte* acts = scratch->take_raw<std::byte>(F::activation_bytes(m, k));

@@ -82,7 +82,9 @@ concept float_element_format = element_format<F> && std::same_as<typename F::ele
 /// fused_product takes any m, max_fused_rows rows at a time (one read of a weight row serves that
 /// many), each row's result independent of m. ops::linear uses it for up to
 /// max(max_fused_rows, ops::fused_rows_limit) activation rows when the format is wrapped in
-/// int8_activations (below), and below packed_min_rows for a packed_fused_format.
+/// int8_activations (below), and below packed_min_rows for a packed_fused_format. A format whose
+/// sums overflow past some row length declares max_fused_k (optional): longer rows of W take
+/// ops::linear's float path instead of the fused or packed product.
 template <class F>
 concept fused_format = weight_format<F> &&
     requires(const float* x, std::int64_t i, const std::byte* acts, std::byte* out, float* y) {
@@ -91,6 +93,15 @@ concept fused_format = weight_format<F> &&
       F::prepare_activations(x, i, i, i, out);
       F::fused_product(acts, i, i, acts, i, i, y, i);
     };
+
+/// @brief Whether F's fused and packed products take rows of k weights (F::max_fused_k, if any).
+template <class F>
+constexpr bool fused_fits(std::int64_t k) noexcept {
+  if constexpr (requires { F::max_fused_k; })
+    return k <= F::max_fused_k;
+  else
+    return true;
+}
 
 /// @brief A fused format that also has a product for many activation rows (a GEMM: encoders,
 /// prefill), with the fused product's bits, over weights it packs as it goes:

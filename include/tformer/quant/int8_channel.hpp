@@ -730,6 +730,9 @@ struct int8_channel {
     for (std::int64_t t = 0; t < n; ++t) y[t] = static_cast<float>(q[t]) / s;
   }
   static constexpr std::int64_t max_fused_rows = detail::channel_kernels::max_rows;
+  /// @brief The longest rows the fused and packed products take: their int32 sums of up to
+  /// 127 * 128 per term stay exact below 2^31 (longer rows take ops::linear's float path).
+  static constexpr std::int64_t max_fused_k = std::int64_t{0x7fffffff} / (127 * 128);
   /// @brief Scratch bytes for m rows of k int8 activations (see channel_kernels::fused_stride).
   static std::size_t activation_bytes(std::int64_t m, std::int64_t k) noexcept {
     return static_cast<std::size_t>(m * detail::channel_kernels::fused_stride(k));
